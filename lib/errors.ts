@@ -1,0 +1,422 @@
+/**
+ * The error hierarchy of `@remotemedia/multiprocess`. Every error the module
+ * raises for a runtime condition is a {@linkcode MultiprocessError}; plain
+ * argument mistakes (a negative size, a wrong type) are built-in errors such as
+ * `TypeError` and `RangeError`.
+ *
+ * @module
+ */
+
+/** Options shared by every {@linkcode MultiprocessError}. */
+export interface MultiprocessErrorOptions {
+  /** The underlying error, if any. */
+  cause?: unknown;
+  /** The node the error concerns, if any. */
+  nodeId?: string;
+}
+
+/**
+ * Base class of every error raised by this module.
+ *
+ * @example Catch any error of the module
+ * ```ts
+ * import { MultiprocessError } from "@remotemedia/multiprocess/errors";
+ * try {
+ *   throw new MultiprocessError("boom", { nodeId: "asr" });
+ * } catch (e) {
+ *   if (e instanceof MultiprocessError) console.log(e.nodeId); // "asr"
+ * }
+ * ```
+ */
+export class MultiprocessError extends Error {
+  /** The node the error concerns, if any. */
+  readonly nodeId?: string;
+
+  /**
+   * @param message What went wrong.
+   * @param options Cause and context.
+   */
+  constructor(message: string, options: MultiprocessErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = new.target.name;
+    this.nodeId = options.nodeId;
+  }
+}
+
+/** Why a RuntimeData header was rejected (see docs/wire-format.md). */
+export type WireFormatReason =
+  | "too_short"
+  | "bad_magic"
+  | "bad_version"
+  | "bad_header_len"
+  | "length_mismatch"
+  | "unknown_type"
+  | "bad_metadata";
+
+/**
+ * A RuntimeData header or payload that does not follow the wire format.
+ *
+ * @example
+ * ```ts
+ * import { WireFormatError } from "@remotemedia/multiprocess/errors";
+ * const e = new WireFormatError("bad_magic", "magic is 0x00000000");
+ * console.log(e.reason); // "bad_magic"
+ * ```
+ */
+export class WireFormatError extends MultiprocessError {
+  /** The rule that was broken. */
+  readonly reason: WireFormatReason;
+
+  /**
+   * @param reason The rule that was broken.
+   * @param message Details.
+   * @param options Cause and context.
+   */
+  constructor(
+    reason: WireFormatReason,
+    message: string,
+    options?: MultiprocessErrorOptions,
+  ) {
+    super(`${reason}: ${message}`, options);
+    this.reason = reason;
+  }
+}
+
+/**
+ * The native iceoryx2 library could not be loaded, or one of its calls failed.
+ *
+ * @example
+ * ```ts
+ * import { NativeLibraryError } from "@remotemedia/multiprocess/errors";
+ * const e = new NativeLibraryError("iceoryx2 failed", { code: -2 });
+ * console.log(e.code); // -2
+ * ```
+ */
+export class NativeLibraryError extends MultiprocessError {
+  /** The negative `RMP_ERR_*` code, when a call failed. */
+  readonly code?: number;
+
+  /**
+   * @param message What failed, including the native message.
+   * @param options The code and cause.
+   */
+  constructor(
+    message: string,
+    options: MultiprocessErrorOptions & { code?: number } = {},
+  ) {
+    super(message, options);
+    this.code = options.code;
+  }
+}
+
+/**
+ * A channel operation failed: the channel is closed, or a payload is larger
+ * than the channel allows.
+ *
+ * @example
+ * ```ts
+ * import { ChannelError } from "@remotemedia/multiprocess/errors";
+ * const e = new ChannelError("closed", { channel: "audio" });
+ * console.log(e.channel); // "audio"
+ * ```
+ */
+export class ChannelError extends MultiprocessError {
+  /** The channel name. */
+  readonly channel?: string;
+
+  /**
+   * @param message What failed.
+   * @param options The channel and cause.
+   */
+  constructor(
+    message: string,
+    options: MultiprocessErrorOptions & { channel?: string } = {},
+  ) {
+    super(message, options);
+    this.channel = options.channel;
+  }
+}
+
+/**
+ * A publish waited longer than its bound for a subscriber to free space: the
+ * subscriber is dead or stalled. Nothing already sent was lost.
+ *
+ * @example
+ * ```ts
+ * import { BackpressureTimeoutError } from "@remotemedia/multiprocess/errors";
+ * const e = new BackpressureTimeoutError("no space", { channel: "a", timeoutMs: 5000 });
+ * console.log(e.timeoutMs); // 5000
+ * ```
+ */
+export class BackpressureTimeoutError extends ChannelError {
+  /** The bound that passed, in milliseconds. */
+  readonly timeoutMs: number;
+
+  /**
+   * @param message What happened.
+   * @param options The channel, bound and cause.
+   */
+  constructor(
+    message: string,
+    options: MultiprocessErrorOptions & { channel?: string; timeoutMs: number },
+  ) {
+    super(message, options);
+    this.timeoutMs = options.timeoutMs;
+  }
+}
+
+/**
+ * A configuration value is unknown, of the wrong type, or out of range.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError } from "@remotemedia/multiprocess/errors";
+ * const e = new ConfigError("must be a positive integer", {
+ *   key: "multiprocess.channel_capacity",
+ *   file: "runtime.toml",
+ * });
+ * console.log(e.key); // "multiprocess.channel_capacity"
+ * ```
+ */
+export class ConfigError extends MultiprocessError {
+  /** The dotted key at fault, when there is one. */
+  readonly key?: string;
+  /** The file the value came from, when it came from a file. */
+  readonly file?: string;
+
+  /**
+   * @param message What is wrong (the key and file are added to it).
+   * @param options Key, file and cause.
+   */
+  constructor(
+    message: string,
+    options: MultiprocessErrorOptions & { key?: string; file?: string } = {},
+  ) {
+    const where = [
+      options.key ? `key "${options.key}"` : "",
+      options.file ? `in ${options.file}` : "",
+    ].filter(Boolean).join(" ");
+    super(where ? `${where}: ${message}` : message, options);
+    this.key = options.key;
+    this.file = options.file;
+  }
+}
+
+/** What is wrong with a pipeline definition. */
+export type PipelineErrorCode =
+  | "duplicate_id"
+  | "unknown_node"
+  | "unknown_node_type"
+  | "unknown_port"
+  | "cycle"
+  | "unreachable_node"
+  | "duplicate_name"
+  | "invalid_schema"
+  | "port_in_use";
+
+/**
+ * A pipeline definition is invalid. Raised before any process is spawned.
+ *
+ * @example
+ * ```ts
+ * import { PipelineValidationError } from "@remotemedia/multiprocess/errors";
+ * const e = new PipelineValidationError("cycle", "a -> b -> a");
+ * console.log(e.code); // "cycle"
+ * ```
+ */
+export class PipelineValidationError extends MultiprocessError {
+  /** The rule that was broken. */
+  readonly code: PipelineErrorCode;
+
+  /**
+   * @param code The rule that was broken.
+   * @param message Details.
+   * @param options Node and cause.
+   */
+  constructor(
+    code: PipelineErrorCode,
+    message: string,
+    options?: MultiprocessErrorOptions,
+  ) {
+    super(`${code}: ${message}`, options);
+    this.code = code;
+  }
+}
+
+/**
+ * A node process could not be started (missing Python or venv, for example).
+ *
+ * @example
+ * ```ts
+ * import { ProcessSpawnError } from "@remotemedia/multiprocess/errors";
+ * const e = new ProcessSpawnError("python not found", { path: "/nope/python" });
+ * console.log(e.path); // "/nope/python"
+ * ```
+ */
+export class ProcessSpawnError extends MultiprocessError {
+  /** The executable path that was tried. */
+  readonly path: string;
+
+  /**
+   * @param message What failed.
+   * @param options The path tried, node and cause.
+   */
+  constructor(
+    message: string,
+    options: MultiprocessErrorOptions & { path: string },
+  ) {
+    super(message, options);
+    this.path = options.path;
+  }
+}
+
+/**
+ * A node process exited while its session was running.
+ *
+ * @example
+ * ```ts
+ * import { ProcessCrashError } from "@remotemedia/multiprocess/errors";
+ * const e = new ProcessCrashError({ nodeId: "tts", exitCode: 3, signal: null });
+ * console.log(e.message);
+ * ```
+ */
+export class ProcessCrashError extends MultiprocessError {
+  /** The node whose process exited. */
+  declare readonly nodeId: string;
+  /** The exit code, or null when a signal ended it. */
+  readonly exitCode: number | null;
+  /** The signal that ended it (for example "SIGKILL"), or null. */
+  readonly signal: string | null;
+
+  /** @param info The node, exit code and signal. */
+  constructor(
+    info: {
+      nodeId: string;
+      exitCode: number | null;
+      signal: string | null;
+      cause?: unknown;
+    },
+  ) {
+    const how = info.signal
+      ? `killed by ${info.signal}`
+      : `exited with code ${info.exitCode}`;
+    super(`node "${info.nodeId}" process ${how}`, {
+      nodeId: info.nodeId,
+      cause: info.cause,
+    });
+    this.exitCode = info.exitCode;
+    this.signal = info.signal;
+  }
+}
+
+/**
+ * A node's `initialize()` raised, or did not finish within the init timeout.
+ *
+ * @example
+ * ```ts
+ * import { NodeInitError } from "@remotemedia/multiprocess/errors";
+ * const e = new NodeInitError("model missing", { nodeId: "asr", traceback: "Traceback..." });
+ * console.log(e.nodeId, e.timedOut); // "asr" false
+ * ```
+ */
+export class NodeInitError extends MultiprocessError {
+  /** The node that failed. */
+  declare readonly nodeId: string;
+  /** The Python traceback, when the node raised. */
+  readonly traceback?: string;
+  /** True when the init timeout passed. */
+  readonly timedOut: boolean;
+
+  /**
+   * @param message What failed.
+   * @param options Node, traceback, timeout flag and cause.
+   */
+  constructor(
+    message: string,
+    options: MultiprocessErrorOptions & {
+      nodeId: string;
+      traceback?: string;
+      timedOut?: boolean;
+    },
+  ) {
+    super(
+      options.traceback ? `${message}\n${options.traceback}` : message,
+      options,
+    );
+    this.traceback = options.traceback;
+    this.timedOut = options.timedOut ?? false;
+  }
+}
+
+/**
+ * A node's `process()` raised. The node and the pipeline keep running; this
+ * error is delivered as an event, not thrown from `send` or `receive`.
+ *
+ * @example
+ * ```ts
+ * import { NodeProcessError } from "@remotemedia/multiprocess/errors";
+ * const e = new NodeProcessError("ValueError: bad", { nodeId: "asr", traceback: "..." });
+ * console.log(e.nodeId); // "asr"
+ * ```
+ */
+export class NodeProcessError extends MultiprocessError {
+  /** The node that raised. */
+  declare readonly nodeId: string;
+  /** The Python traceback. */
+  readonly traceback: string;
+
+  /**
+   * @param message The exception line.
+   * @param options Node, traceback and cause.
+   */
+  constructor(
+    message: string,
+    options: MultiprocessErrorOptions & { nodeId: string; traceback: string },
+  ) {
+    super(message, options);
+    this.traceback = options.traceback;
+  }
+}
+
+/**
+ * A configured resource limit would be exceeded (checked before spawning).
+ *
+ * @example
+ * ```ts
+ * import { ResourceLimitError } from "@remotemedia/multiprocess/errors";
+ * const e = new ResourceLimitError("too many processes", { limit: 4, requested: 5 });
+ * console.log(e.limit, e.requested); // 4 5
+ * ```
+ */
+export class ResourceLimitError extends MultiprocessError {
+  /** The configured limit. */
+  readonly limit: number;
+  /** What was asked for. */
+  readonly requested: number;
+
+  /**
+   * @param message What limit.
+   * @param options Limit, request and cause.
+   */
+  constructor(
+    message: string,
+    options: MultiprocessErrorOptions & { limit: number; requested: number },
+  ) {
+    super(message, options);
+    this.limit = options.limit;
+    this.requested = options.requested;
+  }
+}
+
+/**
+ * The session is closed (by `close()`, an abort signal, or a failure), so the
+ * operation cannot run. `cause` holds the failure that closed it, if any.
+ *
+ * @example
+ * ```ts
+ * import { SessionClosedError } from "@remotemedia/multiprocess/errors";
+ * const e = new SessionClosedError("session closed");
+ * console.log(e instanceof Error); // true
+ * ```
+ */
+export class SessionClosedError extends MultiprocessError {}
