@@ -212,7 +212,9 @@ export type PipelineErrorCode =
   | "unreachable_node"
   | "duplicate_name"
   | "invalid_schema"
-  | "port_in_use";
+  | "port_in_use"
+  | "duplicate_connection"
+  | "invalid_name";
 
 /**
  * A pipeline definition is invalid. Raised before any process is spawned.
