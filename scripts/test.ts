@@ -1,0 +1,69 @@
+/**
+ * `deno task test`: sets up, runs the Deno tests and pytest, and ends with the
+ * plain line `N passed, M failed` (the sum of both suites).
+ *
+ * @module
+ */
+import { setup } from "./setup.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+
+async function runSuite(
+  cmd: string,
+  args: string[],
+  parse: (out: string) => [number, number] | null,
+): Promise<[number, number, number]> {
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: root,
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    const part = decoder.decode(chunk, { stream: true });
+    text += part;
+    await Deno.stdout.write(chunk);
+  }
+  const { code } = await child.status;
+  const counts = parse(text.replace(/\x1b\[[0-9;]*m/g, ""));
+  return counts ? [counts[0], counts[1], code] : [0, code === 0 ? 0 : 1, code];
+}
+
+function parseDeno(out: string): [number, number] | null {
+  const m = [
+    ...out.matchAll(
+      /(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/g,
+    ),
+  ]
+    .at(-1);
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+function parsePytest(out: string): [number, number] | null {
+  const line = out.trim().split("\n").reverse().find((l) =>
+    /\d+ (passed|failed|error)/.test(l)
+  );
+  if (!line) return null;
+  const n = (word: string) =>
+    Number(line.match(new RegExp(`(\\d+) ${word}`))?.[1] ?? 0);
+  return [n("passed"), n("failed") + n("errors?")];
+}
+
+await setup();
+const filter = Deno.args;
+const deno = await runSuite(
+  Deno.execPath(),
+  ["test", "-A", "--quiet", ...(filter.length ? filter : ["tests/"])],
+  parseDeno,
+);
+const py = filter.length ? [0, 0, 0] : await runSuite(
+  `${root}.venv/bin/python`,
+  ["-m", "pytest", "-q", "python/tests"],
+  parsePytest,
+);
+const passed = deno[0] + py[0];
+const failed = deno[1] + py[1];
+console.log(`${passed} passed, ${failed} failed`);
+Deno.exit(failed === 0 && deno[2] === 0 && py[2] === 0 ? 0 : 1);
