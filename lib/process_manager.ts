@@ -126,7 +126,7 @@ export class NodeProcess {
    * ```
    */
   async stop(graceMs: number): Promise<NodeExit> {
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const graceful = await Promise.race([
       this.exited.then(() => true),
       new Promise<false>((r) => timer = setTimeout(() => r(false), graceMs)),
