@@ -292,7 +292,7 @@ export class ChannelContext implements AsyncDisposable {
   /** @internal Resolves on the next doorbell, abort, timeout or close. */
   waitForDoorbell(signal?: AbortSignal, timeoutMs?: number): Promise<void> {
     return new Promise((resolve) => {
-      let timer: number | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const done = () => {
         if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener("abort", done);
@@ -1080,6 +1080,11 @@ export class Subscriber implements Disposable, AsyncIterable<Sample> {
   /** The channel name. */
   get channel(): string {
     return this.#channel.name;
+  }
+
+  /** True once closed (directly or with its channel or context). */
+  get closed(): boolean {
+    return this.#closed || this.#ctx.closed;
   }
 
   /** Messages and bytes received, and samples held. */

@@ -1,0 +1,818 @@
+/**
+ * A running pipeline: one Python process per node, the channels between them,
+ * and the Deno ends of the pipeline inputs and outputs.
+ *
+ * @module
+ */
+import {
+  type Channel,
+  ChannelContext,
+  type Publisher,
+  type Sample,
+  type Subscriber,
+} from "./channel.ts";
+import type { RuntimeConfig } from "./config.ts";
+import { ControlServer, type RunnerMessage } from "./control_server.ts";
+import {
+  ChannelError,
+  NodeInitError,
+  NodeProcessError,
+  ProcessCrashError,
+  SessionClosedError,
+} from "./errors.ts";
+import { isolationEnv } from "./isolation.ts";
+import type { Pipeline } from "./pipeline.ts";
+import {
+  type NodeExit,
+  type NodeProcess,
+  residentBytes,
+  spawnNodeProcess,
+} from "./process_manager.ts";
+import type { RuntimeData } from "./runtime_data.ts";
+
+/** The state of one node. */
+export type NodeState =
+  | "idle"
+  | "initializing"
+  | "ready"
+  | "processing"
+  | "stopping"
+  | "stopped"
+  | "error";
+
+/** One progress event of a node's start-up. */
+export interface ProgressEvent {
+  /** The node. */
+  nodeId: string;
+  /** `starting` (process spawned), `loading` (in `initialize()`), `ready`, `failed`. */
+  phase: "starting" | "loading" | "ready" | "failed";
+  /** Fraction done, 0 to 1, when the node reported one. */
+  fraction: number | null;
+  /** The node's last message. */
+  message: string;
+  /** Milliseconds since the session started spawning. */
+  elapsedMs: number;
+  /** True when the node said nothing new and the executor repeats its last state. */
+  heartbeat: boolean;
+}
+
+/** A status change of one node. */
+export interface StatusEvent {
+  /** The node. */
+  nodeId: string;
+  /** The new state. */
+  state: NodeState;
+  /** The state before. */
+  previous: NodeState;
+}
+
+/** A line a node printed. */
+export interface LogEvent {
+  /** The node. */
+  nodeId: string;
+  /** Which pipe. */
+  stream: "stdout" | "stderr";
+  /** The line, without its newline. */
+  line: string;
+}
+
+/** A snapshot of one node. */
+export interface NodeStatus {
+  /** The node id. */
+  nodeId: string;
+  /** The node type. */
+  type: string;
+  /** Its state. */
+  state: NodeState;
+  /** Its process id, once spawned. */
+  pid?: number;
+  /** Its last progress. */
+  progress: { fraction: number | null; message: string };
+  /** How its process ended, once it has. */
+  exit?: NodeExit;
+}
+
+/** Statistics of one channel. */
+export interface ChannelStats {
+  /** The channel name. */
+  name: string;
+  /** Messages published. */
+  messages: number;
+  /** Bytes published (headers included). */
+  bytes: number;
+  /** Messages published but not yet taken by the slowest reader. */
+  occupancy: number;
+}
+
+/** Statistics of one node process. */
+export interface ProcessStats {
+  /** The node id. */
+  nodeId: string;
+  /** Its process id. */
+  pid: number;
+  /** Resident memory in bytes, when the process is alive. */
+  rssBytes?: number;
+  /** The node's state. */
+  state: NodeState;
+  /** Messages the node received and sent (when it answered in time). */
+  received?: number;
+  /** Messages the node sent. */
+  sent?: number;
+}
+
+/** A snapshot of a session's channels and processes. */
+export interface SessionStats {
+  /** Per channel. */
+  channels: ChannelStats[];
+  /** Per node process. */
+  processes: ProcessStats[];
+}
+
+/** Options of `MultiprocessExecutor.createSession`. */
+export interface SessionOptions {
+  /** Called for every progress event (also dispatched as `progress` events). */
+  onProgress?: (event: ProgressEvent) => void;
+  /** Aborting it closes the session. */
+  signal?: AbortSignal;
+  /**
+   * Python modules that register the pipeline's node types.
+   * @default {[]}
+   */
+  modules?: string[];
+  /**
+   * Folders to import those modules from (added to the runner's sys.path).
+   * @default {[]}
+   */
+  modulePaths?: string[];
+  /**
+   * Print node output to stderr as `[node] line` (it is always dispatched
+   * as `log` events too).
+   * @default {true}
+   */
+  printLogs?: boolean;
+}
+
+interface NodeEntry {
+  id: string;
+  type: string;
+  state: NodeState;
+  pid?: number;
+  process?: NodeProcess;
+  fraction: number | null;
+  message: string;
+  lastProgressAt: number;
+  connected: boolean;
+  disconnected: PromiseWithResolvers<void>;
+  initError?: { error: string; traceback: string };
+  statsWaiters: Map<number, (m: RunnerMessage & { type: "stats" }) => void>;
+  lastStats?: { received: number; sent: number; bytesOut: number };
+}
+
+/** @internal What the executor hands a session. */
+export interface SessionInit {
+  pipeline: Pipeline;
+  config: RuntimeConfig;
+  options: SessionOptions;
+  pythonPathEntries: string[];
+}
+
+const HEARTBEAT_MS = 1000;
+
+/**
+ * A running pipeline. Made by `MultiprocessExecutor.createSession`, which
+ * spawns every node process at once; `initialize()` resolves when every node
+ * has finished its own `initialize()`. Dispatches `progress`, `status`,
+ * `error` (a node's `process()` raised), `log` and `closed` events.
+ *
+ * @example
+ * ```ts ignore
+ * import { MultiprocessExecutor, Pipeline } from "@remotemedia/multiprocess";
+ * const pipeline = new Pipeline().addNode("echo", "e").addInput("in", "e", "in").addOutput("out", "e", "out");
+ * await using session = await new MultiprocessExecutor().createSession(pipeline, { modules: ["echo_nodes"] });
+ * await session.initialize();
+ * ```
+ */
+export class Session extends EventTarget implements AsyncDisposable {
+  /** The session id (32 hex characters). */
+  readonly id: string;
+  readonly #pipeline: Pipeline;
+  readonly #config: RuntimeConfig;
+  readonly #options: SessionOptions;
+  readonly #nodes = new Map<string, NodeEntry>();
+  readonly #abort = new AbortController();
+  readonly #ready = Promise.withResolvers<void>();
+  readonly #closedPromise = Promise.withResolvers<void>();
+  readonly #inputs = new Map<string, Publisher>();
+  readonly #outputs = new Map<string, Subscriber>();
+  readonly #channels: Channel[] = [];
+  #context!: ChannelContext;
+  #control!: ControlServer;
+  #startedAt = performance.now();
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #initTimer: ReturnType<typeof setTimeout> | undefined;
+  #failure: Error | undefined;
+  #closing: Promise<void> | undefined;
+  #statsId = 0;
+  #isReady = false;
+
+  /** @internal use `MultiprocessExecutor.createSession`. */
+  constructor(id: string, init: SessionInit) {
+    super();
+    this.id = id;
+    this.#pipeline = init.pipeline;
+    this.#config = init.config;
+    this.#options = init.options;
+    this.#ready.promise.catch(() => {});
+    for (const node of init.pipeline.toJSON().nodes) {
+      this.#nodes.set(node.id, {
+        id: node.id,
+        type: node.type,
+        state: "idle",
+        fraction: null,
+        message: "",
+        lastProgressAt: 0,
+        connected: false,
+        disconnected: Promise.withResolvers<void>(),
+        statsWaiters: new Map(),
+      });
+    }
+  }
+
+  /** @internal Creates channels, spawns every node at once. */
+  async start(pythonPathEntries: string[]): Promise<void> {
+    const signal = this.#options.signal;
+    signal?.throwIfAborted();
+    this.#context = await ChannelContext.create();
+    const root = this.#context.isolation.root;
+    try {
+      this.#control = ControlServer.listen(`${root}control.sock`, {
+        onMessage: (id, m) => this.#onMessage(id, m),
+        onDisconnect: (id) => this.#nodes.get(id)?.disconnected.resolve(),
+        onProtocolError: (id, line) =>
+          this.#log(id ?? "?", "stderr", `[protocol] ${line}`),
+      });
+      this.#openChannels();
+      const specs = this.#writeSpecs();
+      this.#startedAt = performance.now();
+      const env = {
+        ...this.#config.python.env,
+        ...isolationEnv(this.#context.isolation),
+        PYTHONUNBUFFERED: "1",
+        PYTHONPATH: [...pythonPathEntries, Deno.env.get("PYTHONPATH") ?? ""]
+          .filter(Boolean).join(":"),
+      };
+      for (const [id, specPath] of specs) {
+        const node = this.#nodes.get(id)!;
+        const child = spawnNodeProcess({
+          nodeId: id,
+          executable: this.#config.python.executable,
+          args: ["-m", "remotemedia_multiprocess.runner", "--spec", specPath],
+          env,
+          onLine: (stream, line) => this.#log(id, stream, line),
+        });
+        node.process = child;
+        node.pid = child.pid;
+        this.#setState(node, "initializing");
+        this.#progress(node, "starting", false);
+        child.exited.then((exit) => this.#onExit(node, exit));
+      }
+    } catch (e) {
+      await this.#fail(e as Error);
+      throw e;
+    }
+    this.#heartbeat = setInterval(() => this.#beat(), HEARTBEAT_MS / 2);
+    this.#initTimer = setTimeout(() => {
+      const waiting = [...this.#nodes.values()].filter((n) =>
+        n.state === "initializing"
+      );
+      const first = waiting[0];
+      if (!first) return;
+      this.#fail(
+        new NodeInitError(
+          `node${waiting.length > 1 ? "s" : ""} ${
+            waiting.map((n) => `"${n.id}"`).join(", ")
+          } did not finish initialize() within ${this.#config.initTimeoutSecs} s`,
+          { nodeId: first.id, timedOut: true },
+        ),
+      );
+    }, this.#config.initTimeoutSecs * 1000);
+    if (signal) {
+      const onAbort = () => this.close();
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#closedPromise.promise.then(() =>
+        signal.removeEventListener("abort", onAbort)
+      );
+    }
+  }
+
+  #openChannels(): void {
+    const capacity = this.#config.channelCapacity;
+    const maxSubscribers = 8;
+    for (const input of this.#pipeline.inputChannels()) {
+      const channel = this.#context.channel(input.name, {
+        capacity,
+        maxSubscribers,
+      });
+      this.#channels.push(channel);
+      this.#inputs.set(
+        input.input,
+        channel.publisher({
+          maxPayloadBytes: this.#config.maxPayloadBytes,
+          publishTimeoutMs: this.#publishTimeoutMs(),
+        }),
+      );
+    }
+    for (const ch of this.#pipeline.channels()) {
+      const channel = this.#context.channel(ch.name, {
+        capacity,
+        maxSubscribers,
+      });
+      this.#channels.push(channel);
+      // Deno subscribes before any node runs, so no output is sent to nobody.
+      for (const output of ch.outputs) {
+        this.#outputs.set(output, channel.subscriber());
+      }
+    }
+  }
+
+  #publishTimeoutMs(): number {
+    return Math.max(1000, this.#config.initTimeoutSecs * 1000);
+  }
+
+  #writeSpecs(): Map<string, string> {
+    const specs = new Map<string, string>();
+    const iso = this.#context.isolation;
+    for (const node of this.#nodes.values()) {
+      const def = this.#pipeline.toJSON().nodes.find((n) => n.id === node.id)!;
+      const ports = this.#pipeline.nodePorts(node.id);
+      const spec = {
+        version: 1,
+        node_id: node.id,
+        node_type: node.type,
+        config: def.config ?? {},
+        module_paths: this.#options.modulePaths ?? [],
+        modules: this.#options.modules ?? [],
+        session_id: this.id,
+        iox_prefix: iso.prefix,
+        iox_root: iso.root,
+        control_socket: this.#control.path,
+        inputs: ports.inputs,
+        outputs: ports.outputs,
+        channel_capacity: this.#config.channelCapacity,
+        max_payload_bytes: this.#config.maxPayloadBytes,
+        publish_timeout_secs: this.#publishTimeoutMs() / 1000,
+      };
+      const path = `${iso.root}spec-${node.id}.json`;
+      Deno.writeTextFileSync(path, JSON.stringify(spec));
+      specs.set(node.id, path);
+    }
+    return specs;
+  }
+
+  #log(nodeId: string, stream: "stdout" | "stderr", line: string): void {
+    if (this.#options.printLogs ?? true) console.error(`[${nodeId}] ${line}`);
+    this.dispatchEvent(
+      new CustomEvent<LogEvent>("log", { detail: { nodeId, stream, line } }),
+    );
+  }
+
+  #setState(node: NodeEntry, state: NodeState): void {
+    if (node.state === state) return;
+    const previous = node.state;
+    node.state = state;
+    this.dispatchEvent(
+      new CustomEvent<StatusEvent>("status", {
+        detail: { nodeId: node.id, state, previous },
+      }),
+    );
+  }
+
+  #progress(
+    node: NodeEntry,
+    phase: ProgressEvent["phase"],
+    heartbeat: boolean,
+  ): void {
+    node.lastProgressAt = performance.now();
+    const event: ProgressEvent = {
+      nodeId: node.id,
+      phase,
+      fraction: node.fraction,
+      message: node.message,
+      elapsedMs: Math.round(node.lastProgressAt - this.#startedAt),
+      heartbeat,
+    };
+    try {
+      this.#options.onProgress?.(event);
+    } catch (e) {
+      console.error(`onProgress threw: ${e}`);
+    }
+    this.dispatchEvent(
+      new CustomEvent<ProgressEvent>("progress", { detail: event }),
+    );
+  }
+
+  #beat(): void {
+    const now = performance.now();
+    let loading = 0;
+    for (const node of this.#nodes.values()) {
+      if (node.state !== "initializing") continue;
+      loading++;
+      // Repeat the last state so a silent loader still shows life every 2 s.
+      if (now - node.lastProgressAt >= HEARTBEAT_MS) {
+        this.#progress(node, node.connected ? "loading" : "starting", true);
+      }
+    }
+    if (loading === 0) this.#stopTimers();
+  }
+
+  #stopTimers(): void {
+    clearInterval(this.#heartbeat);
+    clearTimeout(this.#initTimer);
+    this.#heartbeat = undefined;
+    this.#initTimer = undefined;
+  }
+
+  #onMessage(nodeId: string, m: RunnerMessage): void {
+    const node = this.#nodes.get(nodeId);
+    if (!node) return;
+    switch (m.type) {
+      case "hello":
+        node.connected = true;
+        this.#progress(node, "loading", false);
+        break;
+      case "progress":
+        node.fraction = typeof m.fraction === "number"
+          ? m.fraction
+          : node.fraction;
+        node.message = String(m.message ?? "");
+        this.#progress(node, "loading", false);
+        break;
+      case "ready":
+        if (node.state !== "initializing") break;
+        node.fraction = 1;
+        this.#setState(node, "ready");
+        this.#progress(node, "ready", false);
+        if (
+          [...this.#nodes.values()].every((n) =>
+            n.state === "ready" || n.state === "processing"
+          )
+        ) {
+          this.#isReady = true;
+          this.#stopTimers();
+          this.#ready.resolve();
+        }
+        break;
+      case "init_error":
+        node.initError = { error: m.error, traceback: m.traceback };
+        this.#setState(node, "error");
+        this.#progress(node, "failed", false);
+        this.#fail(
+          new NodeInitError(
+            `node "${nodeId}" failed to initialize: ${m.error}`,
+            {
+              nodeId,
+              traceback: m.traceback,
+            },
+          ),
+        );
+        break;
+      case "process_error":
+        this.dispatchEvent(
+          new CustomEvent<NodeProcessError>("error", {
+            detail: new NodeProcessError(m.error, {
+              nodeId,
+              traceback: m.traceback,
+            }),
+          }),
+        );
+        break;
+      case "status":
+        if (node.state === "ready" || node.state === "processing") {
+          this.#setState(
+            node,
+            m.state === "processing" ? "processing" : "ready",
+          );
+        }
+        break;
+      case "stats": {
+        node.lastStats = {
+          received: m.received,
+          sent: m.sent,
+          bytesOut: m.bytes_out,
+        };
+        node.statsWaiters.get(m.id)?.(m);
+        node.statsWaiters.delete(m.id);
+        break;
+      }
+      case "bye":
+        break;
+    }
+  }
+
+  async #onExit(node: NodeEntry, exit: NodeExit): Promise<void> {
+    if (this.#closing && !this.#failure) {
+      this.#setState(node, "stopped");
+      return;
+    }
+    if (this.#failure) {
+      this.#setState(node, node.state === "error" ? "error" : "stopped");
+      return;
+    }
+    // The control connection may still hold the runner's last words
+    // (an init_error): read them before deciding what happened.
+    await Promise.race([
+      node.disconnected.promise,
+      new Promise((r) => setTimeout(r, 500)),
+    ]);
+    if (this.#failure || this.#closing) return;
+    this.#setState(node, "error");
+    if (node.initError) return;
+    this.#fail(
+      new ProcessCrashError({
+        nodeId: node.id,
+        exitCode: exit.code,
+        signal: exit.signal,
+      }),
+    );
+  }
+
+  async #fail(error: Error): Promise<void> {
+    if (this.#failure || this.#closing) return this.#closing;
+    this.#failure = error;
+    this.#ready.reject(error);
+    this.#abort.abort(error);
+    this.dispatchEvent(new CustomEvent("failed", { detail: error }));
+    // Another node failed: the rest stop now, not after a grace period.
+    return await this.#shutdown(0);
+  }
+
+  /** Why the session ended, if it failed. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  /** True once the session is closing or closed. */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * Resolves when every node has finished its `initialize()`; rejects with
+   * `NodeInitError` (a node raised or timed out) or `ProcessCrashError`, after
+   * which nothing of the session is left running.
+   *
+   * @returns When ready.
+   *
+   * @example
+   * ```ts ignore
+   * await session.initialize();
+   * ```
+   */
+  initialize(): Promise<void> {
+    return this.#ready.promise;
+  }
+
+  /** True once every node is ready. */
+  get ready(): boolean {
+    return this.#isReady && !this.closed;
+  }
+
+  #closedError(): Error {
+    return this.#failure ??
+      new SessionClosedError(`session ${this.id} is closed`);
+  }
+
+  /**
+   * Publishes `data` on pipeline input `input`, waiting for initialization
+   * and, under backpressure, for space (without blocking the event loop).
+   *
+   * @param input The pipeline input name.
+   * @param data The message.
+   * @returns True when sent; false only when backpressure is disabled and the
+   * channel was full (the message was dropped).
+   * @throws {ProcessCrashError} (or the session's other failure) when the session failed.
+   *
+   * @example
+   * ```ts ignore
+   * await session.send("audio", audio(new Float32Array(480), { sampleRate: 48000, channels: 1 }));
+   * ```
+   */
+  async send(input: string, data: RuntimeData): Promise<boolean> {
+    const publisher = this.#inputs.get(input);
+    if (!publisher) {
+      throw new ChannelError(
+        `pipeline has no input "${input}" (inputs: ${
+          [...this.#inputs.keys()].join(", ") || "none"
+        })`,
+        { channel: input },
+      );
+    }
+    if (this.closed) throw this.#closedError();
+    await this.#ready.promise;
+    if (this.closed) throw this.#closedError();
+    try {
+      if (!this.#config.enableBackpressure) return publisher.tryPublish(data);
+      await publisher.publish(data, { signal: this.#abort.signal });
+      return true;
+    } catch (e) {
+      if (this.closed) throw this.#closedError();
+      throw e;
+    }
+  }
+
+  /**
+   * The samples of pipeline output `output`, in order. Each sample's payload
+   * is a view of shared memory, released when the loop asks for the next one.
+   * Ends when the session closes; throws the session's failure if it failed.
+   *
+   * @param output The pipeline output name.
+   * @returns An async iterator of samples.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const sample of session.receive("text")) console.log(sample.data);
+   * ```
+   */
+  async *receive(output: string): AsyncGenerator<Sample, void, undefined> {
+    const subscriber = this.#outputs.get(output);
+    if (!subscriber) {
+      throw new ChannelError(
+        `pipeline has no output "${output}" (outputs: ${
+          [...this.#outputs.keys()].join(", ") || "none"
+        })`,
+        { channel: output },
+      );
+    }
+    await this.#ready.promise;
+    while (true) {
+      if (this.#failure) throw this.#failure;
+      if (this.closed) return;
+      const sample = subscriber.closed
+        ? null
+        : await subscriber.receive({ signal: this.#abort.signal });
+      if (!sample) {
+        if (this.#failure) throw this.#failure;
+        return;
+      }
+      try {
+        yield sample;
+      } finally {
+        sample.release();
+      }
+    }
+  }
+
+  /**
+   * A snapshot of every node's state, pid, progress and exit.
+   *
+   * @returns One entry per node.
+   *
+   * @example
+   * ```ts ignore
+   * console.table(session.status());
+   * ```
+   */
+  status(): NodeStatus[] {
+    return [...this.#nodes.values()].map((n) => ({
+      nodeId: n.id,
+      type: n.type,
+      state: n.state,
+      pid: n.pid,
+      progress: { fraction: n.fraction, message: n.message },
+      exit: n.process?.exit,
+    }));
+  }
+
+  /**
+   * Channel and process statistics. Node counters come from the runners
+   * (each asked, answering within 1 s).
+   *
+   * @returns The statistics.
+   *
+   * @example
+   * ```ts ignore
+   * console.log((await session.stats()).processes);
+   * ```
+   */
+  async stats(): Promise<SessionStats> {
+    const live = [...this.#nodes.values()].filter((n) =>
+      n.connected && !this.closed
+    );
+    await Promise.all(live.map((node) =>
+      new Promise<void>((resolve) => {
+        const id = ++this.#statsId;
+        const timer = setTimeout(() => {
+          node.statsWaiters.delete(id);
+          resolve();
+        }, 1000);
+        node.statsWaiters.set(id, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        this.#control.send(node.id, { type: "stats", id }).then((ok) => {
+          if (!ok) {
+            clearTimeout(timer);
+            node.statsWaiters.delete(id);
+            resolve();
+          }
+        });
+      })
+    ));
+    const channels: ChannelStats[] = [];
+    for (const input of this.#pipeline.inputChannels()) {
+      const s = this.#inputs.get(input.input)?.stats;
+      const readers = input.readers.map((r) =>
+        this.#nodes.get(r.node)?.lastStats?.received ?? 0
+      );
+      channels.push({
+        name: input.name,
+        messages: s?.messages ?? 0,
+        bytes: s?.bytes ?? 0,
+        occupancy: Math.max(
+          0,
+          (s?.messages ?? 0) - Math.min(...readers, s?.messages ?? 0),
+        ),
+      });
+    }
+    for (const ch of this.#pipeline.channels()) {
+      const source = this.#nodes.get(ch.source.node)?.lastStats;
+      const taken = [
+        ...ch.readers.map((r) =>
+          this.#nodes.get(r.node)?.lastStats?.received ?? 0
+        ),
+        ...ch.outputs.map((o) => this.#outputs.get(o)?.stats.messages ?? 0),
+      ];
+      const messages = source?.sent ?? 0;
+      channels.push({
+        name: ch.name,
+        messages,
+        bytes: source?.bytesOut ?? 0,
+        occupancy: Math.max(0, messages - Math.min(...taken, messages)),
+      });
+    }
+    const processes: ProcessStats[] = [...this.#nodes.values()].filter((n) =>
+      n.pid !== undefined
+    ).map((n) => ({
+      nodeId: n.id,
+      pid: n.pid!,
+      rssBytes: n.process?.exit ? undefined : residentBytes(n.pid!),
+      state: n.state,
+      received: n.lastStats?.received,
+      sent: n.lastStats?.sent,
+    }));
+    return { channels, processes };
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#stopTimers();
+      for (const node of this.#nodes.values()) {
+        if (node.state !== "error" && node.state !== "stopped") {
+          this.#setState(node, "stopping");
+        }
+      }
+      if (graceMs > 0) {
+        await Promise.all(
+          [...this.#nodes.keys()].map((id) =>
+            this.#control?.send(id, { type: "shutdown" })
+          ),
+        );
+      }
+      await Promise.all(
+        [...this.#nodes.values()].map(async (node) => {
+          if (!node.process) return;
+          await node.process.stop(graceMs);
+          if (node.state !== "error") this.#setState(node, "stopped");
+        }),
+      );
+      // Every process is reaped; now nothing maps the shared memory.
+      await this.#control?.close();
+      await this.#context?.close();
+      this.#ready.reject(this.#closedError());
+      this.#closedPromise.resolve();
+      this.dispatchEvent(new CustomEvent("closed", { detail: this.#failure }));
+    })();
+    return await this.#closing;
+  }
+
+  /**
+   * Stops every node (graceful within the grace period, then SIGKILL) and
+   * removes every shared-memory resource of the session.
+   *
+   * @example
+   * ```ts ignore
+   * await session.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    if (!this.#closing) {
+      this.#abort.abort(new SessionClosedError(`session ${this.id} is closed`));
+    }
+    await this.#shutdown(this.#config.cleanupGracePeriodSecs * 1000);
+  }
+
+  /** Same as {@linkcode Session.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
