@@ -1,0 +1,44 @@
+/**
+ * `@remotemedia/multiprocess` runs the Python nodes of a real-time media
+ * pipeline in separate processes (each with its own GIL) and moves audio,
+ * video, text and tensors between Deno and those processes through iceoryx2
+ * shared memory, without copying.
+ *
+ * - {@linkcode MultiprocessExecutor} and {@linkcode Session}: run a
+ *   {@linkcode Pipeline}, with start-up progress and crash handling.
+ * - {@linkcode ChannelContext}: the zero-copy channels underneath.
+ * - RuntimeData builders ({@linkcode audio}, {@linkcode video},
+ *   {@linkcode text}, {@linkcode tensor}, {@linkcode json},
+ *   {@linkcode binary}) and the codec ({@linkcode encode}, {@linkcode decode}).
+ *
+ * @example
+ * ```ts ignore
+ * import { MultiprocessExecutor, Pipeline, text } from "@remotemedia/multiprocess";
+ * const pipeline = new Pipeline()
+ *   .addNode("echo", "e")
+ *   .addInput("in", "e", "in")
+ *   .addOutput("out", "e", "out");
+ * await using executor = new MultiprocessExecutor();
+ * await using session = await executor.createSession(pipeline, {
+ *   modules: ["demo_nodes"],
+ *   modulePaths: ["examples/nodes"],
+ * });
+ * await session.initialize();
+ * await session.send("in", text("hello"));
+ * for await (const sample of session.receive("out")) {
+ *   console.log(sample.data);
+ *   break;
+ * }
+ * ```
+ *
+ * @module
+ */
+export * from "./lib/errors.ts";
+export * from "./lib/runtime_data.ts";
+export * from "./lib/channel.ts";
+export * from "./lib/pipeline.ts";
+export * from "./lib/config.ts";
+export * from "./lib/session.ts";
+export * from "./lib/executor.ts";
+export { monotonicNs } from "./lib/native.ts";
+export { type Isolation, leftovers, newIsolation, removeIsolation } from "./lib/isolation.ts";
