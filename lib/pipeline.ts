@@ -1143,7 +1143,7 @@ export class Pipeline {
         throw new PipelineValidationError(
           "invalid_schema",
           `$: invalid TOML at line ${e.line}, column ${e.column}: ${
-            e.message.split("\n")[0]
+            e.message.split("\n")[0].replace(/^Invalid TOML document: /, "")
           }`,
           { cause: e },
         );

@@ -1,0 +1,571 @@
+/**
+ * Runtime configuration: the `[multiprocess]` and `[multiprocess.python]`
+ * tables of `runtime.toml`, merged as defaults < file < options given in code.
+ * Every key, type and default is listed in docs/config.md.
+ *
+ * @example Load runtime.toml and override one value in code
+ * ```ts ignore
+ * import { loadConfig } from "@remotemedia/multiprocess/config";
+ * const config = await loadConfig("runtime.toml", { channelCapacity: 16 });
+ * console.log(config.python.executable);
+ * ```
+ *
+ * @module
+ */
+
+import { parse as parseToml, TomlError } from "smol-toml";
+import { dirname, isAbsolute, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ConfigError } from "./errors.ts";
+
+/** The Python side of the configuration (`[multiprocess.python]`). */
+export interface PythonConfig {
+  /** The Python interpreter that runs the nodes. */
+  executable: string;
+  /** The virtual environment, if one was configured. */
+  venvPath: string | undefined;
+  /** Directories added to `sys.path` (and `PYTHONPATH`) of every node process. */
+  extraPaths: string[];
+  /** Extra environment variables of every node process. */
+  env: Record<string, string>;
+}
+
+/** The resolved runtime configuration. */
+export interface RuntimeConfig {
+  /** Most node processes one session may run; `undefined` is no limit. */
+  maxProcessesPerSession: number | undefined;
+  /** Samples each channel buffers per subscriber (iceoryx2 buffer and chunks). */
+  channelCapacity: number;
+  /** How long a node's `initialize()` may take, in seconds. */
+  initTimeoutSecs: number;
+  /** How long a node may take to exit after shutdown before it is killed, in seconds. */
+  cleanupGracePeriodSecs: number;
+  /** Whether a full channel makes the publisher wait (true) or fail at once (false). */
+  enableBackpressure: boolean;
+  /** The largest payload one sample may carry, header included, in bytes. */
+  maxPayloadBytes: number;
+  /** The Python interpreter and environment of node processes. */
+  python: PythonConfig;
+}
+
+/** Options for the Python side, given in code. */
+export interface PythonConfigOptions {
+  /**
+   * The Python interpreter. A bare name is looked up in `PATH`.
+   *
+   * @default {"<venvPath>/bin/python", else the module's ".venv/bin/python" when it exists, else "python3"}
+   */
+  executable?: string;
+  /**
+   * A virtual environment whose `bin/python` is the default executable.
+   *
+   * @default {undefined}
+   */
+  venvPath?: string;
+  /**
+   * Directories added to `sys.path` of node processes (replaces the file's list).
+   *
+   * @default {[]}
+   */
+  extraPaths?: string[];
+  /**
+   * Extra environment variables (merged over the file's, key by key).
+   *
+   * @default {{}}
+   */
+  env?: Record<string, string>;
+}
+
+/** Options given in code; they win over `runtime.toml`. */
+export interface RuntimeConfigOptions {
+  /**
+   * Most node processes one session may run (a positive integer).
+   *
+   * @default {undefined}
+   */
+  maxProcessesPerSession?: number;
+  /**
+   * Samples each channel buffers per subscriber, 1 to 1024.
+   *
+   * @default {8}
+   */
+  channelCapacity?: number;
+  /**
+   * Seconds a node's `initialize()` may take (greater than 0, at most 86400).
+   *
+   * @default {60}
+   */
+  initTimeoutSecs?: number;
+  /**
+   * Seconds a node may take to exit after shutdown (0 to 86400).
+   *
+   * @default {5}
+   */
+  cleanupGracePeriodSecs?: number;
+  /**
+   * Whether a full channel makes the publisher wait for space.
+   *
+   * @default {true}
+   */
+  enableBackpressure?: boolean;
+  /**
+   * The largest sample, header included: 129 bytes to 1 GiB.
+   *
+   * @default {67108992}
+   */
+  maxPayloadBytes?: number;
+  /** The Python side. */
+  python?: PythonConfigOptions;
+}
+
+/** Options for {@linkcode resolveConfig}. */
+export interface ResolveConfigOptions {
+  /**
+   * The file the values came from: named in errors, and relative paths in it
+   * (`venv_path`, `extra_paths`, an `executable` containing `/`) are resolved
+   * against its directory.
+   *
+   * @default {undefined}
+   */
+  file?: string;
+}
+
+/** The default largest sample: 64 MiB of payload plus the 128-byte header. */
+export const DEFAULT_MAX_PAYLOAD_BYTES: number = 64 * 1024 * 1024 + 128;
+const MAX_SECS = 86400;
+const ONE_GIB = 1024 * 1024 * 1024;
+
+type Kind =
+  | { type: "int"; min: number; max?: number; unit?: string }
+  | { type: "number"; min: number; exclusiveMin: boolean; max: number }
+  | { type: "bool" }
+  | { type: "string" }
+  | { type: "path" }
+  | { type: "paths" }
+  | { type: "env" };
+
+interface Field {
+  toml: string;
+  ts: string;
+  kind: Kind;
+}
+
+const TOP_FIELDS: Field[] = [
+  {
+    toml: "max_processes_per_session",
+    ts: "maxProcessesPerSession",
+    kind: { type: "int", min: 1 },
+  },
+  {
+    toml: "channel_capacity",
+    ts: "channelCapacity",
+    kind: { type: "int", min: 1, max: 1024 },
+  },
+  {
+    toml: "init_timeout_secs",
+    ts: "initTimeoutSecs",
+    kind: { type: "number", min: 0, exclusiveMin: true, max: MAX_SECS },
+  },
+  {
+    toml: "cleanup_grace_period_secs",
+    ts: "cleanupGracePeriodSecs",
+    kind: { type: "number", min: 0, exclusiveMin: false, max: MAX_SECS },
+  },
+  {
+    toml: "enable_backpressure",
+    ts: "enableBackpressure",
+    kind: { type: "bool" },
+  },
+  {
+    toml: "max_payload_bytes",
+    ts: "maxPayloadBytes",
+    kind: { type: "int", min: 129, max: ONE_GIB, unit: "bytes" },
+  },
+];
+
+const PYTHON_FIELDS: Field[] = [
+  { toml: "executable", ts: "executable", kind: { type: "string" } },
+  { toml: "venv_path", ts: "venvPath", kind: { type: "path" } },
+  { toml: "extra_paths", ts: "extraPaths", kind: { type: "paths" } },
+  { toml: "env", ts: "env", kind: { type: "env" } },
+];
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof Date) return "a date";
+  switch (typeof v) {
+    case "string":
+      return "a string";
+    case "number":
+    case "bigint":
+      return "a number";
+    case "boolean":
+      return "a boolean";
+    case "object":
+      return isTable(v) ? "a table" : "a date";
+  }
+  return `a ${typeof v}`;
+}
+
+function isTable(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function keyPart(k: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(k) ? k : JSON.stringify(k);
+}
+
+/** Where values come from, for error messages and relative paths. */
+interface Source {
+  /** The file, or undefined for options given in code. */
+  file?: string;
+  /** "toml" names keys as in the file; "ts" as in the options object. */
+  names: "toml" | "ts";
+}
+
+function err(src: Source, key: string, message: string): ConfigError {
+  return new ConfigError(message, { key: key || undefined, file: src.file });
+}
+
+function checkValue(
+  src: Source,
+  key: string,
+  kind: Kind,
+  v: unknown,
+): unknown {
+  switch (kind.type) {
+    case "int": {
+      if (typeof v !== "number") {
+        throw err(src, key, `must be an integer, got ${describe(v)}`);
+      }
+      if (!Number.isInteger(v)) {
+        throw err(src, key, `must be an integer, got ${v}`);
+      }
+      const unit = kind.unit ? ` ${kind.unit}` : "";
+      if (kind.max !== undefined && (v < kind.min || v > kind.max)) {
+        throw err(
+          src,
+          key,
+          `must be between ${kind.min} and ${kind.max}${unit}, got ${v}`,
+        );
+      }
+      if (v < kind.min) {
+        throw err(
+          src,
+          key,
+          kind.min === 1
+            ? `must be a positive integer, got ${v}`
+            : `must be at least ${kind.min}${unit}, got ${v}`,
+        );
+      }
+      return v;
+    }
+    case "number": {
+      if (typeof v !== "number") {
+        throw err(src, key, `must be a number, got ${describe(v)}`);
+      }
+      if (
+        Number.isNaN(v) || (kind.exclusiveMin ? v <= kind.min : v < kind.min) ||
+        v > kind.max
+      ) {
+        const low = kind.exclusiveMin
+          ? `greater than ${kind.min}`
+          : `at least ${kind.min}`;
+        throw err(src, key, `must be ${low} and at most ${kind.max}, got ${v}`);
+      }
+      return v;
+    }
+    case "bool":
+      if (typeof v !== "boolean") {
+        throw err(src, key, `must be a boolean, got ${describe(v)}`);
+      }
+      return v;
+    case "string":
+    case "path":
+      if (typeof v !== "string") {
+        throw err(src, key, `must be a string, got ${describe(v)}`);
+      }
+      if (v.length === 0) throw err(src, key, "must not be empty");
+      if (v.includes("\0")) {
+        throw err(src, key, "must not contain a NUL character");
+      }
+      return v;
+    case "paths": {
+      if (!Array.isArray(v)) {
+        throw err(src, key, `must be an array of strings, got ${describe(v)}`);
+      }
+      return v.map((p, i) =>
+        checkValue(src, `${key}[${i}]`, { type: "path" }, p)
+      );
+    }
+    case "env": {
+      if (!isTable(v)) {
+        throw err(
+          src,
+          key,
+          `must be a table of strings, got ${describe(v)}`,
+        );
+      }
+      const out: Record<string, string> = {};
+      for (const [name, value] of Object.entries(v)) {
+        const k = `${key}.${keyPart(name)}`;
+        if (name.length === 0 || name.includes("=") || name.includes("\0")) {
+          throw err(
+            src,
+            k,
+            'is not a valid environment variable name (empty, or contains "=" or NUL)',
+          );
+        }
+        if (typeof value !== "string") {
+          throw err(src, k, `must be a string, got ${describe(value)}`);
+        }
+        if (value.includes("\0")) {
+          throw err(src, k, "must not contain a NUL character");
+        }
+        Object.defineProperty(out, name, {
+          value,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
+      return out;
+    }
+  }
+}
+
+/** Checks one table against its fields; returns the values keyed by their TS names. */
+function checkTable(
+  src: Source,
+  path: string,
+  table: unknown,
+  fields: Field[],
+  nested?: { name: string; ts: string },
+): Record<string, unknown> {
+  const name = (f: Field): string => src.names === "toml" ? f.toml : f.ts;
+  if (!isTable(table)) {
+    const what = src.names === "toml" ? "a table" : "an object";
+    throw err(src, path, `must be ${what}, got ${describe(table)}`);
+  }
+  const known = [...fields.map(name)];
+  const nestedName = nested
+    ? (src.names === "toml" ? nested.name : nested.ts)
+    : undefined;
+  if (nestedName) known.push(nestedName);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(table)) {
+    const key = path ? `${path}.${keyPart(k)}` : keyPart(k);
+    if (k === nestedName) continue;
+    const f = fields.find((f) => name(f) === k);
+    if (!f) {
+      throw err(
+        src,
+        key,
+        `unknown ${src.names === "toml" ? "key" : "option"} (known: ${
+          known.join(", ")
+        })`,
+      );
+    }
+    // An explicit undefined in code options means "not given".
+    if (v === undefined && src.names === "ts") continue;
+    out[f.ts] = checkValue(src, key, f.kind, v);
+  }
+  return out;
+}
+
+function resolvePath(p: string, base: string | undefined): string {
+  return base !== undefined && !isAbsolute(p) ? join(base, p) : p;
+}
+
+function defaultExecutable(): string {
+  try {
+    const url = new URL("../.venv/bin/python", import.meta.url);
+    if (url.protocol === "file:") {
+      const path = fileURLToPath(url);
+      Deno.statSync(path);
+      return path;
+    }
+  } catch {
+    // Not there, or no read permission: fall back to PATH.
+  }
+  return "python3";
+}
+
+/**
+ * The defaults, with no file and no options.
+ *
+ * @returns A fresh default configuration.
+ *
+ * @example
+ * ```ts
+ * import { defaultConfig } from "@remotemedia/multiprocess/config";
+ * console.log(defaultConfig().channelCapacity); // 8
+ * ```
+ */
+export function defaultConfig(): RuntimeConfig {
+  return resolveConfig();
+}
+
+/**
+ * Merges defaults < values from a parsed `runtime.toml` < options given in
+ * code, and validates both. File values use the TOML names (`multiprocess`,
+ * `channel_capacity`, ...); options use the camelCase names.
+ *
+ * @param fileValues The whole parsed TOML document (only `[multiprocess]` is allowed in it).
+ * @param overrides Options given in code.
+ * @param options The file name, for errors and relative paths.
+ * @returns The resolved configuration.
+ * @throws {ConfigError} Naming the dotted key (and the file, for file values).
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig } from "@remotemedia/multiprocess/config";
+ * const c = resolveConfig(
+ *   { multiprocess: { channel_capacity: 4, python: { env: { A: "1" } } } },
+ *   { python: { env: { B: "2" } } },
+ * );
+ * console.log(c.channelCapacity, c.python.env); // 4 { A: "1", B: "2" }
+ * ```
+ */
+export function resolveConfig(
+  fileValues: Record<string, unknown> = {},
+  overrides: RuntimeConfigOptions = {},
+  options: ResolveConfigOptions = {},
+): RuntimeConfig {
+  const fileSrc: Source = { file: options.file, names: "toml" };
+  const codeSrc: Source = { names: "ts" };
+  const base = options.file !== undefined ? dirname(options.file) : undefined;
+
+  if (!isTable(fileValues)) {
+    throw err(fileSrc, "", `must be a table, got ${describe(fileValues)}`);
+  }
+  let fileTop: Record<string, unknown> = {};
+  let filePy: Record<string, unknown> = {};
+  for (const k of Object.keys(fileValues)) {
+    if (k !== "multiprocess") {
+      throw err(fileSrc, keyPart(k), "unknown key (known: multiprocess)");
+    }
+  }
+  if (fileValues.multiprocess !== undefined) {
+    fileTop = checkTable(
+      fileSrc,
+      "multiprocess",
+      fileValues.multiprocess,
+      TOP_FIELDS,
+      { name: "python", ts: "python" },
+    );
+    const py = (fileValues.multiprocess as Record<string, unknown>).python;
+    if (py !== undefined) {
+      filePy = checkTable(fileSrc, "multiprocess.python", py, PYTHON_FIELDS);
+    }
+  }
+  // Paths in a file are relative to the file; a bare executable name is not a path.
+  if (typeof filePy.venvPath === "string") {
+    filePy.venvPath = resolvePath(filePy.venvPath, base);
+  }
+  if (Array.isArray(filePy.extraPaths)) {
+    filePy.extraPaths = filePy.extraPaths.map((p) => resolvePath(p, base));
+  }
+  if (
+    typeof filePy.executable === "string" && filePy.executable.includes("/")
+  ) {
+    filePy.executable = resolvePath(filePy.executable, base);
+  }
+
+  if (!isTable(overrides)) {
+    throw err(
+      codeSrc,
+      "",
+      `options must be an object, got ${describe(overrides)}`,
+    );
+  }
+  const codeTop = checkTable(codeSrc, "", overrides, TOP_FIELDS, {
+    name: "python",
+    ts: "python",
+  });
+  const codePy = overrides.python === undefined
+    ? {}
+    : checkTable(codeSrc, "python", overrides.python, PYTHON_FIELDS);
+
+  const top = { ...fileTop, ...codeTop } as Partial<RuntimeConfig>;
+  const py = { ...filePy, ...codePy } as Partial<PythonConfig>;
+  const venvPath = py.venvPath;
+  return {
+    maxProcessesPerSession: top.maxProcessesPerSession,
+    channelCapacity: top.channelCapacity ?? 8,
+    initTimeoutSecs: top.initTimeoutSecs ?? 60,
+    cleanupGracePeriodSecs: top.cleanupGracePeriodSecs ?? 5,
+    enableBackpressure: top.enableBackpressure ?? true,
+    maxPayloadBytes: top.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+    python: {
+      executable: py.executable ??
+        (venvPath !== undefined
+          ? join(venvPath, "bin", "python")
+          : defaultExecutable()),
+      venvPath,
+      extraPaths: [...(py.extraPaths ?? [])],
+      env: {
+        ...(filePy.env as Record<string, string> | undefined),
+        ...(codePy.env as Record<string, string> | undefined),
+      },
+    },
+  };
+}
+
+/**
+ * Reads a `runtime.toml` (with a TOML parser from npm) and resolves it with
+ * {@linkcode resolveConfig}. Without a path, only defaults and options apply.
+ * Needs `--allow-read` for the file (and to find the module's `.venv`).
+ *
+ * @param path The TOML file; a missing file given here is an error.
+ * @param overrides Options given in code; they win over the file.
+ * @returns The resolved configuration.
+ * @throws {ConfigError} For a missing file, invalid TOML (with the line), an
+ * unknown key, a wrong type or a bad value (with the dotted key and the file).
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "@remotemedia/multiprocess/config";
+ * const config = await loadConfig(undefined, { initTimeoutSecs: 30 });
+ * console.log(config.initTimeoutSecs); // 30
+ * ```
+ */
+export async function loadConfig(
+  path?: string | URL,
+  overrides: RuntimeConfigOptions = {},
+): Promise<RuntimeConfig> {
+  if (path === undefined) return resolveConfig({}, overrides);
+  const file = path instanceof URL ? fileURLToPath(path) : path;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    throw new ConfigError(
+      e instanceof Deno.errors.NotFound
+        ? "file not found"
+        : `cannot read: ${(e as Error).message}`,
+      { file, cause: e },
+    );
+  }
+  let values: Record<string, unknown>;
+  try {
+    values = parseToml(text) as Record<string, unknown>;
+  } catch (e) {
+    const where = e instanceof TomlError
+      ? ` at line ${e.line}, column ${e.column}`
+      : "";
+    throw new ConfigError(
+      `invalid TOML${where}: ${
+        (e as Error).message.split("\n")[0].replace(
+          /^Invalid TOML document: /,
+          "",
+        )
+      }`,
+      { file, cause: e },
+    );
+  }
+  return resolveConfig(values, overrides, { file });
+}
