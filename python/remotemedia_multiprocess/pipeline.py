@@ -3,8 +3,8 @@
 The same schema, rules and error messages as the TypeScript module
 ``lib/pipeline.ts`` (see docs/pipeline-schema.md): a pipeline saved by one
 language loads in the other, and both write byte-identical JSON and TOML for
-the same definition (except floats with an integral value, which JavaScript
-writes as integers).
+the same definition, except for how floats are spelled (Python writes 2.0
+and 1.5e-07 where JavaScript writes 2 and 1.5e-7; the values are equal).
 
 Example::
 
