@@ -1,0 +1,138 @@
+"""The runner's end of the control socket (docs/runner-protocol.md).
+
+One Unix stream connection to the executor carrying one JSON object per line.
+Writes come from several threads (the main loop, the reader thread answering
+stats, progress reports) and are serialized by a lock, so lines never
+interleave. A reader thread parses the executor's messages and reports end of
+file, which is how a runner learns that its executor died (even by kill -9).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ControlConnection"]
+
+Message = dict[str, Any]
+
+
+class ControlConnection:
+    """A connected control socket.
+
+    Example::
+
+        conn = ControlConnection.connect("/tmp/x/control.sock")
+        conn.send({"type": "hello", "node_id": "n", "pid": os.getpid()})
+        conn.start_reader(on_message=print, on_eof=lambda: None)
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+        self._broken = False
+        self._reader: threading.Thread | None = None
+
+    @classmethod
+    def connect(cls, path: str, timeout: float = 10.0) -> ControlConnection:
+        """Connects to the executor's socket.
+
+        Args:
+            path: The socket path.
+            timeout: Connect timeout in seconds.
+
+        Returns:
+            The connection.
+
+        Raises:
+            OSError: When the socket cannot be reached.
+        """
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(None)
+        return cls(sock)
+
+    @property
+    def broken(self) -> bool:
+        """True once a write failed (the executor is gone)."""
+        return self._broken
+
+    def send(self, message: Message) -> bool:
+        """Writes one message as a line; thread-safe.
+
+        Args:
+            message: A JSON-serializable object with a ``type``.
+
+        Returns:
+            False when the connection is gone (the message is dropped).
+        """
+        data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            if self._broken:
+                return False
+            try:
+                self._sock.sendall(data)
+                return True
+            except OSError:
+                self._broken = True
+                return False
+
+    def start_reader(
+        self,
+        on_message: Callable[[Message], None],
+        on_eof: Callable[[], None],
+    ) -> None:
+        """Starts the daemon thread reading the executor's messages.
+
+        Args:
+            on_message: Called (on the reader thread) with each valid message;
+                lines that are not JSON objects are ignored.
+            on_eof: Called once when the socket reaches end of file or fails.
+        """
+
+        def run() -> None:
+            pending = b""
+            try:
+                while True:
+                    try:
+                        chunk = self._sock.recv(65536)
+                    except InterruptedError:
+                        continue
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    pending += chunk
+                    while b"\n" in pending:
+                        line, pending = pending.split(b"\n", 1)
+                        if not line.strip():
+                            continue
+                        try:
+                            message = json.loads(line)
+                        except ValueError:
+                            continue
+                        if isinstance(message, dict):
+                            on_message(message)
+            finally:
+                on_eof()
+
+        self._reader = threading.Thread(target=run, name="rmp-control", daemon=True)
+        self._reader.start()
+
+    def close(self) -> None:
+        """Closes the socket (the reader thread then sees end of file)."""
+        with self._lock:
+            self._broken = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
