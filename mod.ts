@@ -41,4 +41,9 @@ export * from "./lib/config.ts";
 export * from "./lib/session.ts";
 export * from "./lib/executor.ts";
 export { monotonicNs } from "./lib/native.ts";
-export { type Isolation, leftovers, newIsolation, removeIsolation } from "./lib/isolation.ts";
+export {
+  type Isolation,
+  leftovers,
+  newIsolation,
+  removeIsolation,
+} from "./lib/isolation.ts";

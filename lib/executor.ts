@@ -251,7 +251,6 @@ export class MultiprocessExecutor implements AsyncDisposable {
     options: SessionOptions = {},
   ): Promise<Session> {
     options.signal?.throwIfAborted();
-    pipeline.validate();
     const nodeCount = pipeline.toJSON().nodes.length;
     const limit = this.config.maxProcessesPerSession;
     if (limit !== undefined && nodeCount > limit) {

@@ -121,7 +121,7 @@ export interface ValidateOptions {
 }
 
 /** One data channel: a node output port that something reads. */
-export interface Channel {
+export interface PipelineChannel {
   /** The channel name, `<node id>.<port>`. */
   name: string;
   /** The output port that publishes into it. */
@@ -945,9 +945,9 @@ export class Pipeline {
    * // b.out true
    * ```
    */
-  channels(): Channel[] {
-    const byKey = new Map<string, Channel>();
-    const get = (r: PortRef): Channel => {
+  channels(): PipelineChannel[] {
+    const byKey = new Map<string, PipelineChannel>();
+    const get = (r: PortRef): PipelineChannel => {
       const key = portKey(r);
       let c = byKey.get(key);
       if (!c) {
