@@ -27,6 +27,7 @@ async function runSuite(
     await Deno.stdout.write(chunk);
   }
   const { code } = await child.status;
+  // deno-lint-ignore no-control-regex -- strip ANSI colours before parsing
   const counts = parse(text.replace(/\x1b\[[0-9;]*m/g, ""));
   return counts ? [counts[0], counts[1], code] : [0, code === 0 ? 0 : 1, code];
 }
