@@ -1,0 +1,183 @@
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertThrows,
+} from "./support/assert.ts";
+import { ChannelContext } from "../lib/channel.ts";
+import {
+  BackpressureTimeoutError,
+  ChannelError,
+  NativeLibraryError,
+  WireFormatError,
+} from "../lib/errors.ts";
+import { leftovers } from "../lib/isolation.ts";
+import { binary, text } from "../lib/runtime_data.ts";
+import { fillPattern, inside, sha256, shmMappings } from "./support/shm.ts";
+
+function cpuTicks(): number {
+  const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(
+    " ",
+  );
+  return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks
+}
+
+Deno.test("a loan is written in place and received in place, 1 B and 10 MiB", async () => {
+  await using ctx = await ChannelContext.create();
+  const channel = ctx.channel("roundtrip", { capacity: 2 });
+  using sub = channel.subscriber();
+  using pub = channel.publisher();
+  for (const size of [1, 10 * 1024 * 1024]) {
+    const loan = pub.loan(size);
+    const ranges = shmMappings(ctx.isolation.prefix);
+    assert(inside(loan, ranges), "the loan lies in shared memory");
+    fillPattern(loan, size);
+    const expected = await sha256(loan);
+    assertEquals(pub.send(), 1);
+    using sample = await sub.receive({ timeoutMs: 5000 });
+    assert(sample);
+    assertEquals(sample.bytes.length, size);
+    assert(
+      inside(sample.bytes, shmMappings(ctx.isolation.prefix)),
+      "the sample is read in place",
+    );
+    assertEquals(await sha256(sample.bytes), expected);
+  }
+});
+
+Deno.test("tryPublish is false when full and true after a release; nothing is lost", async () => {
+  await using ctx = await ChannelContext.create();
+  const channel = ctx.channel("credits", { capacity: 4 });
+  using sub = channel.subscriber();
+  using pub = channel.publisher();
+  for (let i = 0; i < 4; i++) assert(pub.tryPublish(text(`m${i}`)));
+  const held = [sub.tryReceive()!, sub.tryReceive()!];
+  assert(
+    !pub.tryPublish(text("overflow")),
+    "full: every chunk is held or queued",
+  );
+  held[0].release();
+  assert(pub.tryPublish(text("m4")));
+  const got = [(held[1].data as { text: string }).text];
+  held[1].release();
+  for (let s = sub.tryReceive(); s; s = sub.tryReceive()) {
+    got.push((s.data as { text: string }).text);
+    s.release();
+  }
+  assertEquals(got, ["m1", "m2", "m3", "m4"]);
+});
+
+Deno.test("publish waits for space without blocking the event loop", async () => {
+  await using ctx = await ChannelContext.create();
+  const channel = ctx.channel("waits", { capacity: 2 });
+  using sub = channel.subscriber();
+  using pub = channel.publisher({ publishTimeoutMs: 5000 });
+  await pub.publish(text("a"));
+  await pub.publish(text("b"));
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 10);
+  let sent = false;
+  const third = pub.publish(text("c")).then(() => sent = true);
+  await new Promise((r) => setTimeout(r, 200));
+  assert(!sent, "the third publish waits while the channel is full");
+  assert(
+    ticks >= 10,
+    `timers keep firing while publish waits (${ticks} ticks)`,
+  );
+  sub.tryReceive()!.release();
+  await third;
+  clearInterval(timer);
+  assert(sent);
+});
+
+Deno.test("publish fails with BackpressureTimeoutError when nobody frees space", async () => {
+  await using ctx = await ChannelContext.create();
+  const channel = ctx.channel("stalled", { capacity: 1 });
+  using _sub = channel.subscriber();
+  using pub = channel.publisher();
+  await pub.publish(text("a"));
+  const started = performance.now();
+  const error = await assertRejects(
+    () => pub.publish(text("b"), { timeoutMs: 300 }),
+    BackpressureTimeoutError,
+  );
+  const waited = performance.now() - started;
+  assert(waited >= 290 && waited < 3000, `waited ${waited} ms`);
+  assertEquals((error as BackpressureTimeoutError).channel, "stalled");
+});
+
+Deno.test("an idle subscriber costs no CPU", async () => {
+  await using ctx = await ChannelContext.create();
+  using sub = ctx.channel("idle").subscriber();
+  const before = cpuTicks();
+  assertEquals(await sub.receive({ timeoutMs: 1000 }), null);
+  const used = cpuTicks() - before; // ticks are 10 ms
+  assert(used <= 5, `an idle second used ${used * 10} ms of CPU`);
+});
+
+Deno.test("a corrupt header is a WireFormatError and the subscriber keeps working", async () => {
+  await using ctx = await ChannelContext.create();
+  const channel = ctx.channel("corrupt");
+  using sub = channel.subscriber();
+  using pub = channel.publisher();
+  pub.loan(200).fill(0xab);
+  pub.send();
+  await pub.publish(text("after"));
+  using bad = await sub.receive({ timeoutMs: 2000 });
+  assertThrows(() => bad!.data, WireFormatError, "bad_magic");
+  using good = await sub.receive({ timeoutMs: 2000 });
+  assertEquals((good!.data as { text: string }).text, "after");
+});
+
+Deno.test("oversized loans, double loans and closed ports are named errors", async () => {
+  await using ctx = await ChannelContext.create();
+  const channel = ctx.channel("limits");
+  const pub = channel.publisher({ maxPayloadBytes: 1024 });
+  assertThrows(
+    () => pub.loan(1025),
+    ChannelError,
+    "exceeds the 1024-byte limit",
+  );
+  assertThrows(() => pub.loan(0), RangeError);
+  pub.loan(10);
+  assertThrows(() => pub.loan(10), ChannelError, "already open");
+  pub.discard();
+  pub.close();
+  assertThrows(
+    () => pub.tryPublish(binary(new Uint8Array(1))),
+    ChannelError,
+    "closed",
+  );
+  assertThrows(() => ctx.channel("x", { capacity: 0 }), RangeError);
+});
+
+Deno.test("closing removes every file of the isolation", async () => {
+  const ctx = await ChannelContext.create();
+  const iso = ctx.isolation;
+  const channel = ctx.channel("cleanup");
+  const sub = channel.subscriber();
+  const pub = channel.publisher();
+  await pub.publish(binary(new Uint8Array(1 << 20)));
+  const sample = await sub.receive({ timeoutMs: 2000 });
+  assert(sample);
+  assert(leftovers(iso).length > 0);
+  await ctx.close();
+  assertEquals(leftovers(iso), []);
+  assertThrows(() => sample.bytes, ChannelError, "released");
+});
+
+Deno.test("a missing native library names the command that builds it", async () => {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      "import { nativeLibrary } from './lib/native.ts'; nativeLibrary();",
+    ],
+    env: { RMP_ICEORYX2_LIB: "/nonexistent/librmp.so" },
+    cwd: new URL("..", import.meta.url).pathname,
+  }).output();
+  assert(code !== 0);
+  const message = new TextDecoder().decode(stderr);
+  assert(message.includes("NativeLibraryError"), message);
+  assert(message.includes("deno task setup"), message);
+  void NativeLibraryError;
+});
