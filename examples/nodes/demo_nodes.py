@@ -1,0 +1,98 @@
+"""Example nodes used by the demos and the Deno tests.
+
+Import with ``modules: ["demo_nodes"], modulePaths: ["examples/nodes"]``.
+
+- ``echo``: returns its input unchanged.
+- ``cpu_burn``: pure-Python CPU work (holds the GIL), to show that nodes in
+  separate processes run in parallel.
+- ``slow_loader``: a slow ``initialize()`` that reports its progress.
+- ``chunker``: a streaming node; yields its input in several chunks (text:
+  one chunk per word; audio: fixed-length chunks; anything else: bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from remotemedia_multiprocess.node import MultiprocessNode, register_node
+from remotemedia_multiprocess.runtime_data import RuntimeData
+
+
+@register_node("echo")
+class Echo(MultiprocessNode):
+    """Sends every input back out unchanged."""
+
+    def process(self, data: RuntimeData) -> RuntimeData:
+        return data
+
+
+@register_node("cpu_burn")
+class CpuBurn(MultiprocessNode):
+    """Spins for ``config["ms"]`` milliseconds (default 20) of pure Python, then
+    passes the input through."""
+
+    def process(self, data: RuntimeData) -> RuntimeData:
+        budget = float(self.config.get("ms", 20)) / 1000.0
+        end = time.perf_counter() + budget
+        x = 0
+        while time.perf_counter() < end:
+            for i in range(1000):
+                x += i * i
+        return data
+
+
+@register_node("slow_loader")
+class SlowLoader(MultiprocessNode):
+    """Takes ``config["seconds"]`` (default 2) to initialize, in ``config["steps"]``
+    (default 10) progress reports, like a model being loaded."""
+
+    async def initialize(self) -> None:
+        seconds = float(self.config.get("seconds", 2.0))
+        steps = max(1, int(self.config.get("steps", 10)))
+        self.report_progress(0.0, "loading model")
+        for step in range(1, steps + 1):
+            await asyncio.sleep(seconds / steps)
+            self.report_progress(step / steps, f"loaded {step}/{steps} shards")
+
+    def process(self, data: RuntimeData) -> RuntimeData:
+        return data
+
+
+@register_node("chunker")
+class Chunker(MultiprocessNode):
+    """Streams its input out in pieces, like a TTS node streams audio chunks.
+
+    Config: ``chunk_ms`` (audio, default 20), ``chunk_bytes`` (binary, default
+    4096), ``delay_ms`` between chunks (default 0).
+    """
+
+    async def process(self, data: RuntimeData) -> AsyncIterator[RuntimeData]:
+        delay = float(self.config.get("delay_ms", 0)) / 1000.0
+        for chunk in self._chunks(data):
+            yield chunk
+            if delay:
+                await asyncio.sleep(delay)
+
+    def _chunks(self, data: RuntimeData) -> list[RuntimeData]:
+        if data.kind == "text":
+            language = data.language
+            return [
+                RuntimeData.text(w, language=language) for w in data.as_text().split()
+            ]
+        if data.kind == "audio":
+            samples = data.as_numpy()
+            frames = max(
+                1, data.sample_rate * int(self.config.get("chunk_ms", 20)) // 1000
+            )
+            step = frames * data.channels
+            return [
+                RuntimeData.audio(
+                    samples[i : i + step].copy(), data.sample_rate, data.channels
+                )
+                for i in range(0, len(samples), step)
+            ]
+        raw = bytes(data.payload)
+        size = max(1, int(self.config.get("chunk_bytes", 4096)))
+        return [RuntimeData.binary(raw[i : i + size]) for i in range(0, len(raw), size)]

@@ -1,0 +1,625 @@
+"""The node runner: hosts one node in this process (docs/runner-protocol.md).
+
+Usage::
+
+    python -m remotemedia_multiprocess.runner --spec SPEC.json
+    python -m remotemedia_multiprocess.runner --list-types \\
+        --module-path DIR ... --module NAME ...
+
+With ``--spec`` it connects to the executor's control socket, imports the node
+modules, opens the node's channels, awaits ``initialize()`` and then processes
+inputs as they arrive until ``shutdown``, SIGTERM, or the control socket's end
+of file (the executor died).
+
+Threads: the main thread runs everything that touches the node (an asyncio
+loop for its coroutines, ``process()``, publishing); a daemon thread reads the
+control socket and wakes the main thread through a pipe attached to the same
+iceoryx2 WaitSet that waits for input, so an idle runner blocks in one wait
+and uses no CPU.
+
+The node's print() and logging go to this process's real stdout and stderr
+(line-buffered), which the executor reads line by line; the protocol never
+uses them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import inspect
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import iceoryx2 as iox2
+
+from ._control import ControlConnection, Message
+from .channel import Channel, IoxEnv, Publisher, Subscriber
+from .node import MultiprocessNode, get_node_class, registered_types
+from .runtime_data import RuntimeData
+
+__all__ = ["NodeSpec", "list_types", "main", "run_node"]
+
+_STATUS_INTERVAL = 0.05
+"""At most one processing/ready pair per 50 ms (docs/runner-protocol.md)."""
+
+_EXIT_BOUND = 1.8
+"""After the control socket's end of file, exit within this many seconds
+even when the node does not return (the protocol bound is 2 s)."""
+
+log = logging.getLogger("remotemedia.runner")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """The spec file the executor writes for one runner."""
+
+    node_id: str
+    node_type: str
+    config: dict[str, Any]
+    module_paths: list[str]
+    modules: list[str]
+    session_id: str
+    iox_prefix: str
+    iox_root: str
+    control_socket: str
+    inputs: dict[str, list[str]]
+    outputs: dict[str, str]
+    channel_capacity: int = 8
+    max_payload_bytes: int = 64 * 1024 * 1024 + 128
+    publish_timeout_secs: float = 10.0
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> NodeSpec:
+        """Reads a parsed spec file.
+
+        Args:
+            obj: The spec's JSON object.
+
+        Returns:
+            The spec.
+
+        Raises:
+            ValueError: On a missing field or an unsupported version.
+        """
+        if obj.get("version", 1) != 1:
+            raise ValueError(f"unsupported runner spec version {obj.get('version')!r}")
+        try:
+            inputs = {
+                str(p): [str(c) for c in chans] for p, chans in obj["inputs"].items()
+            }
+            outputs = {str(p): str(c) for p, c in obj["outputs"].items()}
+            return cls(
+                node_id=str(obj["node_id"]),
+                node_type=str(obj["node_type"]),
+                config=dict(obj.get("config") or {}),
+                module_paths=[str(p) for p in obj.get("module_paths", [])],
+                modules=[str(m) for m in obj.get("modules", [])],
+                session_id=str(obj.get("session_id", "")),
+                iox_prefix=str(obj["iox_prefix"]),
+                iox_root=str(obj["iox_root"]),
+                control_socket=str(obj["control_socket"]),
+                inputs=inputs,
+                outputs=outputs,
+                channel_capacity=int(obj.get("channel_capacity", 8)),
+                max_payload_bytes=int(
+                    obj.get("max_payload_bytes", 64 * 1024 * 1024 + 128)
+                ),
+                publish_timeout_secs=float(obj.get("publish_timeout_secs", 10)),
+            )
+        except KeyError as e:
+            raise ValueError(f"runner spec is missing {e.args[0]!r}") from None
+
+
+def _import_modules(
+    module_paths: Sequence[str], modules: Sequence[str]
+) -> list[dict[str, str]]:
+    """Imports node modules; returns one ``{"module", "error"}`` per failure."""
+    for path in reversed(module_paths):
+        absolute = os.path.abspath(path)
+        if absolute not in sys.path:
+            sys.path.insert(0, absolute)
+    errors: list[dict[str, str]] = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except BaseException as e:
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            errors.append(
+                {"module": name, "error": f"{type(e).__name__}: {e}".rstrip(": ")}
+            )
+    return errors
+
+
+def list_types(module_paths: Sequence[str], modules: Sequence[str]) -> dict[str, Any]:
+    """Imports the modules and describes every registered node type.
+
+    Args:
+        module_paths: Folders added to ``sys.path``.
+        modules: Module names to import.
+
+    Returns:
+        ``{"types": {type: {"inputs": [...], "outputs": [...]}}, "errors": [...]}``.
+    """
+    errors = _import_modules(module_paths, modules)
+    types = {
+        name: {"inputs": list(cls.inputs), "outputs": list(cls.outputs)}
+        for name, cls in sorted(registered_types().items())
+    }
+    return {"types": types, "errors": errors}
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Sends fd 1 to stderr (so imports cannot corrupt a JSON answer)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _session_bytes(session_id: str) -> bytes:
+    try:
+        raw = bytes.fromhex(session_id)
+    except ValueError:
+        return b""
+    return raw if len(raw) == 16 else b""
+
+
+class _Runner:
+    def __init__(self, spec: NodeSpec) -> None:
+        self.spec = spec
+        self.control: ControlConnection | None = None
+        self.node: MultiprocessNode | None = None
+        self.node_cls: type[MultiprocessNode] | None = None
+        self.loop = asyncio.new_event_loop()
+        self.stop_requested = threading.Event()
+        self.eof = threading.Event()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.channels: list[Channel] = []
+        self.subscribers: list[tuple[str, Subscriber]] = []
+        self.publishers: dict[str, Publisher] = {}
+        self.publish_lock = threading.Lock()
+        self.session_id = _session_bytes(spec.session_id)
+        self.received = 0
+        self.sent = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._status_open = False
+        self._last_status = 0.0
+        self._watchdog: threading.Timer | None = None
+
+    # -- control ---------------------------------------------------------
+
+    def send(self, message: Message) -> None:
+        if self.control is not None:
+            self.control.send(message)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self.wake_w, b"w")
+
+    def _start_watchdog(self) -> None:
+        if self._watchdog is None:
+            self._watchdog = threading.Timer(_EXIT_BOUND, os._exit, args=(0,))
+            self._watchdog.daemon = True
+            self._watchdog.start()
+
+    def request_stop(self, bounded: bool) -> None:
+        self.stop_requested.set()
+        if bounded:
+            self._start_watchdog()
+        self._wake()
+
+    def _on_control(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "shutdown":
+            self.request_stop(bounded=False)
+        elif kind == "stats":
+            self.send(
+                {
+                    "type": "stats",
+                    "id": message.get("id"),
+                    "received": self.received,
+                    "sent": self.sent,
+                    "bytes_in": self.bytes_in,
+                    "bytes_out": self.bytes_out,
+                }
+            )
+
+    def _on_eof(self) -> None:
+        self.eof.set()
+        self.request_stop(bounded=True)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.request_stop(bounded=True)
+
+    def _progress(self, fraction: float | None, message: str) -> None:
+        self.send({"type": "progress", "fraction": fraction, "message": message})
+
+    # -- start -----------------------------------------------------------
+
+    def _init_error(self, error: str, tb: str) -> int:
+        self.send({"type": "init_error", "error": error, "traceback": tb})
+        print(
+            f"init error: {error}\n{tb}",
+            file=sys.stderr,
+            end="" if tb.endswith("\n") else "\n",
+        )
+        return 1
+
+    def _open_channels(self) -> None:
+        spec = self.spec
+        env = IoxEnv(prefix=spec.iox_prefix, root=spec.iox_root)
+        by_name: dict[str, Channel] = {}
+
+        def channel(name: str) -> Channel:
+            ch = by_name.get(name)
+            if ch is None:
+                ch = Channel.open_or_create(env, name, capacity=spec.channel_capacity)
+                by_name[name] = ch
+                self.channels.append(ch)
+            return ch
+
+        assert self.node_cls is not None
+        for port, names in spec.inputs.items():
+            if port not in self.node_cls.inputs:
+                raise ValueError(
+                    f"node type {spec.node_type!r} has no input port {port!r} "
+                    f"(inputs: {', '.join(self.node_cls.inputs) or 'none'})"
+                )
+            for name in names:
+                self.subscribers.append((port, channel(name).subscriber()))
+        for port, name in spec.outputs.items():
+            if port not in self.node_cls.outputs:
+                raise ValueError(
+                    f"node type {spec.node_type!r} has no output port {port!r} "
+                    f"(outputs: {', '.join(self.node_cls.outputs) or 'none'})"
+                )
+            self.publishers[port] = channel(name).publisher(
+                max_payload=spec.max_payload_bytes
+            )
+
+    def run(self) -> int:
+        spec = self.spec
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.control = ControlConnection.connect(spec.control_socket)
+        except OSError as e:
+            print(
+                f"cannot connect to the control socket {spec.control_socket}: {e}",
+                file=sys.stderr,
+            )
+            return 1
+        self.send({"type": "hello", "node_id": spec.node_id, "pid": os.getpid()})
+        self.control.start_reader(self._on_control, self._on_eof)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        # The C-level handler writes to the pipe, which wakes the WaitSet.
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+
+        try:
+            errors = _import_modules(spec.module_paths, spec.modules)
+            cls = get_node_class(spec.node_type)
+            if cls is None:
+                detail = "; ".join(f"{e['module']}: {e['error']}" for e in errors)
+                known = ", ".join(sorted(registered_types())) or "none"
+                raise LookupError(
+                    f"unknown node type {spec.node_type!r} (registered: {known})"
+                    + (f"; modules that failed to import: {detail}" if detail else "")
+                )
+            self.node_cls = cls
+            node = cls(spec.node_id, spec.config)
+            node._progress_sink = self._progress
+            node._emit_sink = self._emit
+            self.node = node
+            self._open_channels()
+            self._build_waitset()
+        except Exception as e:  # noqa: BLE001 - any failure here is an init failure
+            return self._init_error(f"{type(e).__name__}: {e}", traceback.format_exc())
+
+        try:
+            self.loop.run_until_complete(node.initialize())
+        except BaseException as e:
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            return self._init_error(f"{type(e).__name__}: {e}", traceback.format_exc())
+
+        if not self.stop_requested.is_set():
+            self.send({"type": "ready"})
+            self._serve()
+        return self._stop()
+
+    def _stop(self) -> int:
+        assert self.node is not None
+        try:
+            self.loop.run_until_complete(self.node.cleanup())
+        except BaseException:  # noqa: BLE001 - a failing cleanup still ends with bye
+            with contextlib.suppress(BaseException):
+                traceback.print_exc()
+        self._status(False)
+        self.send({"type": "bye"})
+        self._close_channels()
+        return 0
+
+    def _close_channels(self) -> None:
+        self.waitset_guards = []
+        for _, sub in self.subscribers:
+            with contextlib.suppress(Exception):
+                sub.close()
+        for pub in self.publishers.values():
+            with contextlib.suppress(Exception):
+                pub.close()
+        for ch in self.channels:
+            with contextlib.suppress(Exception):
+                ch.close()
+
+    # -- waiting ---------------------------------------------------------
+
+    def _build_waitset(self) -> None:
+        self.waitset = (
+            iox2.WaitSetBuilder.new()
+            .signal_handling_mode(iox2.SignalHandlingMode.Disabled)
+            .create(iox2.ServiceType.Ipc)
+        )
+        self.wake_fd = iox2.FileDescriptor.non_owning_new(self.wake_r)
+        self.wake_guard = self.waitset.attach_notification_fd(self.wake_fd)
+        self.waitset_guards: list[tuple[Any, Subscriber]] = []
+        for _, sub in self.subscribers:
+            guard = self.waitset.attach_notification(sub.listener)
+            self.waitset_guards.append((guard, sub))
+
+    def _wait(self) -> None:
+        """Blocks (GIL released) until input, a control message or a signal."""
+        ids, _result = self.waitset.wait_and_process()
+        for attachment in ids:
+            if attachment.has_event_from(self.wake_guard):
+                with contextlib.suppress(OSError):
+                    while os.read(self.wake_r, 512):
+                        pass
+                continue
+            for guard, sub in self.waitset_guards:
+                if attachment.has_event_from(guard):
+                    # Consumes the notifications (a WaitSet does not) and
+                    # answers credit requests.
+                    sub.handle_events()
+
+    def _serve(self) -> None:
+        while not self.stop_requested.is_set():
+            got = False
+            for port, sub in self.subscribers:
+                if self.stop_requested.is_set():
+                    return
+                rd = sub.try_receive()
+                if rd is None:
+                    continue
+                got = True
+                self._handle(port, rd)
+            if got:
+                continue
+            if asyncio.all_tasks(self.loop):
+                # The node has background tasks: keep its loop running while
+                # another thread waits.
+                self.loop.run_until_complete(
+                    self.loop.run_in_executor(None, self._wait)
+                )
+            else:
+                self._wait()
+
+    # -- processing ------------------------------------------------------
+
+    def _status(self, processing: bool) -> None:
+        if processing:
+            now = time.monotonic()
+            if now - self._last_status >= _STATUS_INTERVAL:
+                self._last_status = now
+                self._status_open = True
+                self.send({"type": "status", "state": "processing"})
+        elif self._status_open:
+            self._status_open = False
+            self.send({"type": "status", "state": "ready"})
+
+    def _handle(self, port: str, rd: RuntimeData) -> None:
+        assert self.node is not None
+        self.received += 1
+        self.bytes_in += rd.nbytes
+        with contextlib.suppress(AttributeError):
+            rd.port = port
+        self._current_input = rd
+        self._status(True)
+        try:
+            self._deliver(self.node.process(rd))
+        except Exception as e:  # noqa: BLE001 - reported, and the node keeps running
+            self.send(
+                {
+                    "type": "process_error",
+                    "error": f"{type(e).__name__}: {e}",
+                    "traceback": traceback.format_exc(),
+                }
+            )
+        finally:
+            self._current_input = None
+            rd.release()
+            self._status(False)
+
+    def _deliver(self, result: Any) -> None:
+        if isinstance(result, RuntimeData) or result is None:
+            self._deliver_value(result)
+        elif inspect.isasyncgen(result) or isinstance(result, AsyncIterator):
+            self.loop.run_until_complete(self._consume_async(result))
+        elif inspect.isawaitable(result):
+            value = self.loop.run_until_complete(_as_coroutine(result))
+            if inspect.isasyncgen(value) or inspect.isgenerator(value):
+                self._deliver(value)
+            else:
+                self._deliver_value(value)
+        elif inspect.isgenerator(result):
+            try:
+                for item in result:
+                    self._deliver_item(item)
+            finally:
+                result.close()
+        else:
+            self._deliver_value(result)
+
+    async def _consume_async(self, agen: AsyncIterator[Any]) -> None:
+        try:
+            async for item in agen:
+                self._deliver_item(item)
+        finally:
+            aclose = getattr(agen, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _deliver_item(self, item: Any) -> None:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            self._emit(item[0], item[1])
+        elif isinstance(item, RuntimeData):
+            self._emit(self._default_port(), item)
+        elif item is not None:
+            raise TypeError(
+                f"process() yielded {type(item).__name__}; yield RuntimeData or (port, RuntimeData)"
+            )
+
+    def _deliver_value(self, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, RuntimeData):
+            self._emit(self._default_port(), value)
+        elif isinstance(value, Mapping):
+            for port, data in value.items():
+                if data is not None:
+                    self._emit(port, data)
+        elif isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+            self._emit(value[0], value[1])
+        else:
+            raise TypeError(
+                f"process() returned {type(value).__name__}; return RuntimeData, "
+                "None or a dict {port: RuntimeData}"
+            )
+
+    def _default_port(self) -> str:
+        assert self.node_cls is not None
+        if not self.node_cls.outputs:
+            raise ValueError(f"node type {self.spec.node_type!r} has no output port")
+        return self.node_cls.outputs[0]
+
+    def _emit(self, port: str, data: RuntimeData) -> None:
+        assert self.node_cls is not None
+        if port not in self.node_cls.outputs:
+            raise ValueError(
+                f"node type {self.spec.node_type!r} has no output port {port!r} "
+                f"(outputs: {', '.join(self.node_cls.outputs) or 'none'})"
+            )
+        if not isinstance(data, RuntimeData):
+            raise TypeError(
+                f"output on {port!r} is {type(data).__name__}, not RuntimeData"
+            )
+        publisher = self.publishers.get(port)
+        if publisher is None:
+            return  # the port is not connected in this pipeline
+        if not any(data.session_id):
+            current = getattr(self, "_current_input", None)
+            sid = current.session_id if current is not None else b""
+            data.session_id = sid if any(sid) else self.session_id or data.session_id
+        with self.publish_lock:
+            publisher.publish(data, timeout=self.spec.publish_timeout_secs)
+        self.sent += 1
+        self.bytes_out += data.nbytes
+
+
+async def _as_coroutine(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def run_node(spec: NodeSpec) -> int:
+    """Hosts the node described by ``spec`` until it is told to stop.
+
+    Args:
+        spec: The runner spec.
+
+    Returns:
+        The exit code (0 after a clean stop, 1 after an init failure).
+    """
+    return _Runner(spec).run()
+
+
+def _setup_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(Exception):
+                reconfigure(line_buffering=True, errors="backslashreplace")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=os.environ.get("RMP_LOG_LEVEL", "INFO").upper(),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line (see the module documentation).
+
+    Args:
+        argv: Arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit code.
+    """
+    parser = argparse.ArgumentParser(prog="python -m remotemedia_multiprocess.runner")
+    parser.add_argument("--spec", help="the runner spec file (JSON)")
+    parser.add_argument(
+        "--list-types", action="store_true", help="print the node types as JSON"
+    )
+    parser.add_argument(
+        "--module-path", action="append", default=[], help="folder with node modules"
+    )
+    parser.add_argument(
+        "--module", action="append", default=[], help="node module to import"
+    )
+    args = parser.parse_args(argv)
+    _setup_stdio()
+    if args.list_types:
+        with _stdout_to_stderr():
+            listing = list_types(args.module_path, args.module)
+        sys.stdout.write(json.dumps(listing) + "\n")
+        sys.stdout.flush()
+        return 0
+    if not args.spec:
+        parser.error("one of --spec or --list-types is required")
+    try:
+        with open(args.spec, encoding="utf-8") as f:
+            spec = NodeSpec.from_json(json.load(f))
+    except (OSError, ValueError) as e:
+        print(f"cannot read the runner spec {args.spec}: {e}", file=sys.stderr)
+        return 1
+    code = run_node(spec)
+    # Exit now: a node's leftover non-daemon threads must not keep the
+    # process (and its iceoryx2 resources) alive.
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,500 @@
+"""The node runner, as real processes over real iceoryx2 channels.
+
+Each test plays the executor: it serves the control socket, creates the
+channels, writes a spec file and starts ``python -m
+remotemedia_multiprocess.runner`` in its own isolated iceoryx2 environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from remotemedia_multiprocess.channel import Channel, IoxEnv, Subscriber
+from remotemedia_multiprocess.runtime_data import RuntimeData
+
+PYTHON_DIR = Path(__file__).resolve().parents[1]
+NODES_DIR = Path(__file__).resolve().parent / "nodes"
+EXAMPLES_DIR = PYTHON_DIR.parent / "examples" / "nodes"
+
+
+class ControlServer:
+    """The executor's end of one runner's control socket."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(1)
+        self.messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.conn: socket.socket | None = None
+        self.connected = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        self.conn = conn
+        self.connected.set()
+        pending = b""
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                self.messages.put(json.loads(line))
+        self.messages.put(None)
+
+    def next(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        return self.messages.get(timeout=timeout)
+
+    def expect(self, kind: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The next message, which must have type ``kind`` (status skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.next(max(0.01, deadline - time.monotonic()))
+            assert m is not None, f"control socket closed while waiting for {kind}"
+            if m["type"] == "status" and kind != "status":
+                continue
+            assert m["type"] == kind, m
+            return m
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.connected.wait(10)
+        assert self.conn is not None
+        self.conn.sendall((json.dumps(message) + "\n").encode())
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        self.listener.close()
+
+
+class Runner:
+    """A runner subprocess whose stdout and stderr are read all the time."""
+
+    def __init__(self, spec_path: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "remotemedia_multiprocess.runner",
+                "--spec",
+                str(spec_path),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._threads = [
+            threading.Thread(
+                target=self._pump, args=(self.proc.stdout, self.stdout), daemon=True
+            ),
+            threading.Thread(
+                target=self._pump, args=(self.proc.stderr, self.stderr), daemon=True
+            ),
+        ]
+        for t in self._threads:
+            t.start()
+
+    @staticmethod
+    def _pump(stream: Any, lines: list[str]) -> None:
+        for raw in stream:
+            lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def wait(self, timeout: float = 10.0) -> int:
+        code = self.proc.wait(timeout)
+        for t in self._threads:
+            t.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+class Harness:
+    """Channels, a control socket and a spec for one node."""
+
+    def __init__(self, tmp: Path) -> None:
+        prefix = f"rmp{os.getpid()}x{secrets.token_hex(4)}_"
+        self.root = f"/tmp/rmp/{prefix}/"
+        Path(self.root).mkdir(parents=True, exist_ok=True)
+        self.prefix = prefix
+        self.env = IoxEnv(prefix=prefix, root=self.root)
+        self.tmp = tmp
+        self.control = ControlServer(f"{self.root}control.sock")
+        self.channels: dict[str, Channel] = {}
+        self.runners: list[Runner] = []
+
+    def channel(self, name: str) -> Channel:
+        if name not in self.channels:
+            self.channels[name] = Channel.open_or_create(self.env, name, capacity=8)
+        return self.channels[name]
+
+    def start(
+        self,
+        node_type: str,
+        *,
+        node_id: str = "n1",
+        config: dict[str, Any] | None = None,
+        inputs: dict[str, list[str]] | None = None,
+        outputs: dict[str, str] | None = None,
+        modules: tuple[str, ...] = ("runner_test_nodes",),
+    ) -> Runner:
+        inputs = {"in": ["in.x"]} if inputs is None else inputs
+        outputs = {"out": f"{node_id}.out"} if outputs is None else outputs
+        for names in inputs.values():
+            for name in names:
+                self.channel(name)
+        for name in outputs.values():
+            self.channel(name)
+        spec = {
+            "version": 1,
+            "node_id": node_id,
+            "node_type": node_type,
+            "config": config or {},
+            "module_paths": [str(NODES_DIR)],
+            "modules": list(modules),
+            "session_id": secrets.token_hex(16),
+            "iox_prefix": self.prefix,
+            "iox_root": self.root,
+            "control_socket": self.control.path,
+            "inputs": inputs,
+            "outputs": outputs,
+            "channel_capacity": 8,
+            "max_payload_bytes": 64 * 1024 * 1024 + 128,
+            "publish_timeout_secs": 5,
+        }
+        spec_path = self.tmp / f"spec-{node_id}.json"
+        spec_path.write_text(json.dumps(spec))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(PYTHON_DIR), env.get("PYTHONPATH", "")]
+        ).rstrip(os.pathsep)
+        env["RMP_IOX2_PREFIX"] = self.prefix
+        env["RMP_IOX2_ROOT"] = self.root
+        runner = Runner(spec_path, env)
+        self.runners.append(runner)
+        return runner
+
+    def ready(self, runner: Runner) -> None:
+        hello = self.control.expect("hello")
+        assert hello["pid"] == runner.proc.pid
+        self.control.expect("ready")
+
+    def close(self) -> None:
+        for r in self.runners:
+            r.kill()
+        self.control.close()
+        for ch in self.channels.values():
+            ch.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+        for f in Path("/dev/shm").glob(f"{self.prefix}*"):
+            f.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(tmp_path)
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def receive_text(sub: Subscriber, timeout: float = 10.0) -> str:
+    rd = sub.receive(timeout=timeout)
+    assert rd is not None, "no output within the timeout"
+    try:
+        return rd.as_text()
+    finally:
+        rd.release()
+
+
+def test_echo_round_trip(harness: Harness) -> None:
+    out = harness.channel("n1.out").subscriber()
+    pub = harness.channel("in.x").publisher()
+    runner = harness.start("t_echo")
+    harness.ready(runner)
+    for i in range(20):
+        pub.publish(RuntimeData.text(f"hello {i}"), timeout=5)
+        assert receive_text(out) == f"hello {i}"
+    payload = bytes(range(256)) * 4096
+    pub.publish(RuntimeData.binary(payload), timeout=5)
+    rd = out.receive(timeout=10)
+    assert rd is not None
+    assert bytes(rd.payload) == payload
+    rd.release()
+    harness.control.send({"type": "stats", "id": 7})
+    stats = harness.control.expect("stats")
+    assert stats["id"] == 7
+    assert stats["received"] == 21
+    assert stats["sent"] == 21
+    assert stats["bytes_in"] >= len(payload)
+    assert stats["bytes_out"] >= len(payload)
+
+
+def test_progress_in_order_before_ready(harness: Harness) -> None:
+    runner = harness.start("t_progress")
+    assert harness.control.expect("hello")["node_id"] == "n1"
+    seen = []
+    while True:
+        m = harness.control.next()
+        assert m is not None
+        if m["type"] == "ready":
+            break
+        assert m["type"] == "progress", m
+        seen.append((m["fraction"], m["message"]))
+    assert seen == [
+        (0.25, "step 1"),
+        (0.5, "step 2"),
+        (0.75, "step 3"),
+        (1.0, "step 4"),
+        (None, "finishing"),
+    ]
+    harness.control.send({"type": "shutdown"})
+    harness.control.expect("bye")
+    assert runner.wait() == 0
+
+
+def test_process_error_reports_traceback_and_keeps_running(harness: Harness) -> None:
+    out = harness.channel("n1.out").subscriber()
+    pub = harness.channel("in.x").publisher()
+    runner = harness.start("t_flaky")
+    harness.ready(runner)
+    pub.publish(RuntimeData.text("before"), timeout=5)
+    assert receive_text(out) == "BEFORE"
+    pub.publish(RuntimeData.text("boom"), timeout=5)
+    err = harness.control.expect("process_error")
+    assert "exploded on purpose" in err["error"]
+    assert "RuntimeError" in err["error"]
+    assert "Traceback (most recent call last)" in err["traceback"]
+    assert "runner_test_nodes.py" in err["traceback"]
+    for word in ("after", "again"):
+        pub.publish(RuntimeData.text(word), timeout=5)
+        assert receive_text(out) == word.upper()
+    assert runner.proc.poll() is None
+
+
+def test_init_error_exits_1(harness: Harness) -> None:
+    runner = harness.start("t_init_fail")
+    harness.control.expect("hello")
+    assert harness.control.expect("progress")["message"] == "about to fail"
+    err = harness.control.expect("init_error")
+    assert "model file missing on purpose" in err["error"]
+    assert "ValueError" in err["traceback"]
+    assert "initialize" in err["traceback"]
+    assert runner.wait() == 1
+
+
+def test_unknown_type_and_import_failure_are_init_errors(harness: Harness) -> None:
+    runner = harness.start(
+        "no_such_type", modules=("runner_test_nodes", "broken_module")
+    )
+    harness.control.expect("hello")
+    err = harness.control.expect("init_error")
+    assert "no_such_type" in err["error"]
+    assert "broken_module" in err["error"]
+    assert "broken on purpose" in err["error"]
+    assert runner.wait() == 1
+
+
+def test_shutdown_runs_cleanup_and_says_bye(harness: Harness, tmp_path: Path) -> None:
+    marker = tmp_path / "cleanup.txt"
+    runner = harness.start("t_echo", config={"cleanup_marker": str(marker)})
+    harness.ready(runner)
+    harness.control.send({"type": "shutdown"})
+    harness.control.expect("bye")
+    assert runner.wait() == 0
+    assert marker.read_text() == "cleaned up"
+
+
+def test_control_eof_exits_within_2s(harness: Harness, tmp_path: Path) -> None:
+    marker = tmp_path / "cleanup.txt"
+    runner = harness.start("t_echo", config={"cleanup_marker": str(marker)})
+    harness.ready(runner)
+    start = time.monotonic()
+    harness.control.close()
+    assert runner.wait(timeout=5) == 0
+    assert time.monotonic() - start < 2.0
+    assert marker.read_text() == "cleaned up"
+
+
+def test_control_eof_exits_within_2s_while_process_blocks(harness: Harness) -> None:
+    pub = harness.channel("in.x").publisher()
+    runner = harness.start("t_slow", config={"seconds": 30})
+    harness.ready(runner)
+    pub.publish(RuntimeData.text("x"), timeout=5)
+    assert harness.control.expect("status")["state"] == "processing"
+    start = time.monotonic()
+    harness.control.close()
+    runner.wait(timeout=5)
+    assert time.monotonic() - start < 2.0
+
+
+def test_prints_reach_stdout_without_disturbing_protocol(harness: Harness) -> None:
+    out = harness.channel("n1.out").subscriber()
+    pub = harness.channel("in.x").publisher()
+    runner = harness.start("t_printer")
+    harness.control.expect("hello")
+    m = harness.control.next()
+    assert m == {"type": "ready"}
+    pub.publish(RuntimeData.text("abc"), timeout=5)
+    assert receive_text(out) == "abc"
+    deadline = time.monotonic() + 5
+    while "processing abc" not in runner.stdout and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Arrives while the runner is still alive: line-buffered, not at exit.
+    assert "processing abc" in runner.stdout
+    harness.control.send({"type": "shutdown"})
+    harness.control.expect("bye")
+    assert runner.wait() == 0
+    assert runner.stdout[:2] == ['{"type":"ready"}', "printed during initialize"]
+    assert "no newline yet ... now" in runner.stdout
+    assert "to stderr" in runner.stderr
+    assert any("logged during initialize" in line for line in runner.stderr)
+
+
+def test_async_generator_streams_outputs(harness: Harness) -> None:
+    out = harness.channel("n1.out").subscriber()
+    pub = harness.channel("in.x").publisher()
+    runner = harness.start("t_stream", config={"n": 12})
+    harness.ready(runner)
+    pub.publish(RuntimeData.text("tts"), timeout=5)
+    # More outputs than the channel capacity: each chunk is published as
+    # soon as it is yielded, with backpressure in between.
+    assert [receive_text(out) for _ in range(12)] == [f"tts-{i}" for i in range(12)]
+
+
+def test_sync_generator_with_ports(harness: Harness) -> None:
+    out = harness.channel("n1.out").subscriber()
+    side = harness.channel("n1.side").subscriber()
+    pub = harness.channel("in.x").publisher()
+    runner = harness.start(
+        "t_sync_stream", outputs={"out": "n1.out", "side": "n1.side"}
+    )
+    harness.ready(runner)
+    pub.publish(RuntimeData.text("s"), timeout=5)
+    assert [receive_text(out), receive_text(out)] == ["s-a", "s-b"]
+    assert receive_text(side) == "s-side"
+
+
+def test_fan_in_sets_port(harness: Harness) -> None:
+    out = harness.channel("n1.out").subscriber()
+    left = harness.channel("in.l").publisher()
+    right = harness.channel("in.r").publisher()
+    runner = harness.start("t_two_inputs", inputs={"left": ["in.l"], "right": ["in.r"]})
+    harness.ready(runner)
+    left.publish(RuntimeData.text("1"), timeout=5)
+    assert receive_text(out) == "left:1"
+    right.publish(RuntimeData.text("2"), timeout=5)
+    assert receive_text(out) == "right:2"
+
+
+def test_background_task_emits_while_idle(harness: Harness) -> None:
+    out = harness.channel("n1.out").subscriber()
+    runner = harness.start("t_ticker", inputs={}, config={"n": 5})
+    harness.ready(runner)
+    assert [receive_text(out) for _ in range(5)] == [f"tick {i}" for i in range(5)]
+
+
+def test_sigterm_stops_gracefully(harness: Harness, tmp_path: Path) -> None:
+    marker = tmp_path / "cleanup.txt"
+    runner = harness.start("t_echo", config={"cleanup_marker": str(marker)})
+    harness.ready(runner)
+    runner.proc.terminate()
+    harness.control.expect("bye")
+    assert runner.wait() == 0
+    assert marker.read_text() == "cleaned up"
+
+
+def test_status_messages_around_process(harness: Harness) -> None:
+    out = harness.channel("n1.out").subscriber()
+    pub = harness.channel("in.x").publisher()
+    runner = harness.start("t_echo")
+    harness.ready(runner)
+    pub.publish(RuntimeData.text("a"), timeout=5)
+    assert receive_text(out) == "a"
+    assert harness.control.next() == {"type": "status", "state": "processing"}
+    assert harness.control.next() == {"type": "status", "state": "ready"}
+    # A burst: at most one processing/ready pair per 50 ms.
+    start = time.monotonic()
+    for i in range(50):
+        pub.publish(RuntimeData.text(str(i)), timeout=5)
+        assert receive_text(out) == str(i)
+    elapsed = time.monotonic() - start
+    harness.control.send({"type": "stats", "id": 1})
+    pairs = 0
+    while (m := harness.control.next()) is not None and m["type"] != "stats":
+        pairs += m["state"] == "processing"
+    assert pairs <= elapsed / 0.05 + 1
+
+
+def test_list_types() -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(PYTHON_DIR), env.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "remotemedia_multiprocess.runner",
+            "--list-types",
+            "--module-path",
+            str(NODES_DIR),
+            "--module",
+            "runner_test_nodes",
+            "--module",
+            "broken_module",
+            "--module-path",
+            str(EXAMPLES_DIR),
+            "--module",
+            "demo_nodes",
+        ],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    listing = json.loads(result.stdout)
+    types = listing["types"]
+    assert types["t_echo"] == {"inputs": ["in"], "outputs": ["out"]}
+    assert types["t_two_inputs"] == {"inputs": ["left", "right"], "outputs": ["out"]}
+    assert types["t_sync_stream"] == {"inputs": ["in"], "outputs": ["out", "side"]}
+    for name in ("echo", "cpu_burn", "slow_loader", "chunker"):
+        assert name in types
+    assert listing["errors"] == [
+        {
+            "module": "broken_module",
+            "error": "ImportError: this module is broken on purpose",
+        }
+    ]
