@@ -474,6 +474,8 @@ def test_list_types() -> None:
             "runner_test_nodes",
             "--module",
             "broken_module",
+            "--module",
+            "noisy_module",
             "--module-path",
             str(EXAMPLES_DIR),
             "--module",
@@ -489,6 +491,9 @@ def test_list_types() -> None:
     types = listing["types"]
     assert types["t_echo"] == {"inputs": ["in"], "outputs": ["out"]}
     assert types["t_two_inputs"] == {"inputs": ["left", "right"], "outputs": ["out"]}
+    assert types["t_noisy"] == {"inputs": ["in"], "outputs": ["out"]}
+    assert b"noisy module imported" in result.stderr
+    assert b"raw fd 1 write during import" in result.stderr
     assert types["t_sync_stream"] == {"inputs": ["in"], "outputs": ["out", "side"]}
     for name in ("echo", "cpu_burn", "slow_loader", "chunker"):
         assert name in types
