@@ -174,6 +174,27 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+_HIDDEN_DIRS = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(asyncio.__file__) + os.sep,
+    os.path.dirname(importlib.__file__) + os.sep,
+)
+
+
+def _node_traceback(error: BaseException) -> str:
+    """The traceback of ``error`` without the runner's own leading frames
+    (the full one when the error comes from the runner itself)."""
+    tb = error.__traceback__
+    while tb is not None and (
+        tb.tb_frame.f_code.co_filename.startswith(_HIDDEN_DIRS)
+        or tb.tb_frame.f_code.co_filename.startswith("<frozen importlib")
+    ):
+        tb = tb.tb_next
+    if tb is None:
+        tb = error.__traceback__
+    return "".join(traceback.format_exception(type(error), error, tb))
+
+
 def _session_bytes(session_id: str) -> bytes:
     try:
         raw = bytes.fromhex(session_id)
@@ -334,14 +355,14 @@ class _Runner:
             self._open_channels()
             self._build_waitset()
         except Exception as e:  # noqa: BLE001 - any failure here is an init failure
-            return self._init_error(f"{type(e).__name__}: {e}", traceback.format_exc())
+            return self._init_error(f"{type(e).__name__}: {e}", _node_traceback(e))
 
         try:
             self.loop.run_until_complete(node.initialize())
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
-            return self._init_error(f"{type(e).__name__}: {e}", traceback.format_exc())
+            return self._init_error(f"{type(e).__name__}: {e}", _node_traceback(e))
 
         if not self.stop_requested.is_set():
             self.send({"type": "ready"})
@@ -452,7 +473,7 @@ class _Runner:
                 {
                     "type": "process_error",
                     "error": f"{type(e).__name__}: {e}",
-                    "traceback": traceback.format_exc(),
+                    "traceback": _node_traceback(e),
                 }
             )
         finally:

@@ -299,6 +299,8 @@ def test_process_error_reports_traceback_and_keeps_running(harness: Harness) -> 
     assert "RuntimeError" in err["error"]
     assert "Traceback (most recent call last)" in err["traceback"]
     assert "runner_test_nodes.py" in err["traceback"]
+    # Only the node's frames: the runner's own are noise to the user.
+    assert "runner.py" not in err["traceback"]
     for word in ("after", "again"):
         pub.publish(RuntimeData.text(word), timeout=5)
         assert receive_text(out) == word.upper()
