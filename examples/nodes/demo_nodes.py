@@ -76,23 +76,19 @@ class Chunker(MultiprocessNode):
                 await asyncio.sleep(delay)
 
     def _chunks(self, data: RuntimeData) -> list[RuntimeData]:
+        # Every chunk is a copy: the input's payload is a view of shared
+        # memory that is released once process() finishes.
         if data.kind == "text":
-            language = data.language
-            return [
-                RuntimeData.text(w, language=language) for w in data.as_text().split()
-            ]
+            words = data.as_text().split()
+            return [RuntimeData.text(w, language=data.language) for w in words]
         if data.kind == "audio":
-            samples = data.as_numpy()
-            frames = max(
-                1, data.sample_rate * int(self.config.get("chunk_ms", 20)) // 1000
-            )
-            step = frames * data.channels
+            frames = data.payload  # shape (frames, channels)
+            rate = int(data.sample_rate or 0)
+            step = max(1, rate * int(self.config.get("chunk_ms", 20)) // 1000)
             return [
-                RuntimeData.audio(
-                    samples[i : i + step].copy(), data.sample_rate, data.channels
-                )
-                for i in range(0, len(samples), step)
+                RuntimeData.audio(frames[i : i + step].copy(), rate, data.channels)
+                for i in range(0, len(frames), step)
             ]
-        raw = bytes(data.payload)
+        raw = data.as_bytes()
         size = max(1, int(self.config.get("chunk_bytes", 4096)))
         return [RuntimeData.binary(raw[i : i + size]) for i in range(0, len(raw), size)]
