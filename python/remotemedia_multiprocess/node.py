@@ -218,8 +218,7 @@ def register_node(type_name: str) -> Callable[[_N], _N]:
         previous = _registry.get(type_name)
         if previous is not None and previous is not cls:
             same_origin = (
-                previous.__module__ == cls.__module__
-                and previous.__qualname__ == cls.__qualname__
+                previous.__module__ == cls.__module__ and previous.__qualname__ == cls.__qualname__
             )
             if not same_origin:
                 raise NodeRegistrationError(
@@ -228,9 +227,7 @@ def register_node(type_name: str) -> Callable[[_N], _N]:
                 )
         for attr in ("inputs", "outputs"):
             ports = getattr(cls, attr)
-            if isinstance(ports, str) or not all(
-                isinstance(p, str) and p for p in ports
-            ):
+            if isinstance(ports, str) or not all(isinstance(p, str) and p for p in ports):
                 raise NodeRegistrationError(
                     f"{cls.__qualname__}.{attr} must be a sequence of port names"
                 )

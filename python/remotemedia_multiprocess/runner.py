@@ -44,7 +44,9 @@ from typing import Any
 import iceoryx2 as iox2
 
 from ._control import ControlConnection, Message
-from .channel import Channel, IoxEnv, Publisher, Subscriber
+from ._iox import IoxEnv
+from .channel import Channel, Publisher, Subscriber
+from .errors import WireFormatError
 from .node import MultiprocessNode, get_node_class, registered_types
 from .runtime_data import RuntimeData
 
@@ -95,9 +97,7 @@ class NodeSpec:
         if obj.get("version", 1) != 1:
             raise ValueError(f"unsupported runner spec version {obj.get('version')!r}")
         try:
-            inputs = {
-                str(p): [str(c) for c in chans] for p, chans in obj["inputs"].items()
-            }
+            inputs = {str(p): [str(c) for c in chans] for p, chans in obj["inputs"].items()}
             outputs = {str(p): str(c) for p, c in obj["outputs"].items()}
             return cls(
                 node_id=str(obj["node_id"]),
@@ -112,18 +112,14 @@ class NodeSpec:
                 inputs=inputs,
                 outputs=outputs,
                 channel_capacity=int(obj.get("channel_capacity", 8)),
-                max_payload_bytes=int(
-                    obj.get("max_payload_bytes", 64 * 1024 * 1024 + 128)
-                ),
+                max_payload_bytes=int(obj.get("max_payload_bytes", 64 * 1024 * 1024 + 128)),
                 publish_timeout_secs=float(obj.get("publish_timeout_secs", 10)),
             )
         except KeyError as e:
             raise ValueError(f"runner spec is missing {e.args[0]!r}") from None
 
 
-def _import_modules(
-    module_paths: Sequence[str], modules: Sequence[str]
-) -> list[dict[str, str]]:
+def _import_modules(module_paths: Sequence[str], modules: Sequence[str]) -> list[dict[str, str]]:
     """Imports node modules; returns one ``{"module", "error"}`` per failure."""
     for path in reversed(module_paths):
         absolute = os.path.abspath(path)
@@ -136,9 +132,7 @@ def _import_modules(
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
-            errors.append(
-                {"module": name, "error": f"{type(e).__name__}: {e}".rstrip(": ")}
-            )
+            errors.append({"module": name, "error": f"{type(e).__name__}: {e}".rstrip(": ")})
     return errors
 
 
@@ -315,9 +309,7 @@ class _Runner:
                     f"node type {spec.node_type!r} has no output port {port!r} "
                     f"(outputs: {', '.join(self.node_cls.outputs) or 'none'})"
                 )
-            self.publishers[port] = channel(name).publisher(
-                max_payload=spec.max_payload_bytes
-            )
+            self.publishers[port] = channel(name).publisher(max_payload=spec.max_payload_bytes)
 
     def run(self) -> int:
         spec = self.spec
@@ -429,7 +421,13 @@ class _Runner:
             for port, sub in self.subscribers:
                 if self.stop_requested.is_set():
                     return
-                rd = sub.try_receive()
+                try:
+                    rd = sub.try_receive()
+                except WireFormatError as e:
+                    # Not a valid message (already released): report, go on.
+                    self._send_process_error(e, f"invalid message on input {port!r}: ")
+                    got = True
+                    continue
                 if rd is None:
                     continue
                 got = True
@@ -439,9 +437,7 @@ class _Runner:
             if asyncio.all_tasks(self.loop):
                 # The node has background tasks: keep its loop running while
                 # another thread waits.
-                self.loop.run_until_complete(
-                    self.loop.run_in_executor(None, self._wait)
-                )
+                self.loop.run_until_complete(self.loop.run_in_executor(None, self._wait))
             else:
                 self._wait()
 
@@ -469,17 +465,20 @@ class _Runner:
         try:
             self._deliver(self.node.process(rd))
         except Exception as e:  # noqa: BLE001 - reported, and the node keeps running
-            self.send(
-                {
-                    "type": "process_error",
-                    "error": f"{type(e).__name__}: {e}",
-                    "traceback": _node_traceback(e),
-                }
-            )
+            self._send_process_error(e)
         finally:
             self._current_input = None
             rd.release()
             self._status(False)
+
+    def _send_process_error(self, e: BaseException, context: str = "") -> None:
+        self.send(
+            {
+                "type": "process_error",
+                "error": f"{context}{type(e).__name__}: {e}",
+                "traceback": _node_traceback(e),
+            }
+        )
 
     def _deliver(self, result: Any) -> None:
         if isinstance(result, RuntimeData) or result is None:
@@ -551,9 +550,7 @@ class _Runner:
                 f"(outputs: {', '.join(self.node_cls.outputs) or 'none'})"
             )
         if not isinstance(data, RuntimeData):
-            raise TypeError(
-                f"output on {port!r} is {type(data).__name__}, not RuntimeData"
-            )
+            raise TypeError(f"output on {port!r} is {type(data).__name__}, not RuntimeData")
         publisher = self.publishers.get(port)
         if publisher is None:
             return  # the port is not connected in this pipeline
@@ -607,15 +604,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(prog="python -m remotemedia_multiprocess.runner")
     parser.add_argument("--spec", help="the runner spec file (JSON)")
-    parser.add_argument(
-        "--list-types", action="store_true", help="print the node types as JSON"
-    )
+    parser.add_argument("--list-types", action="store_true", help="print the node types as JSON")
     parser.add_argument(
         "--module-path", action="append", default=[], help="folder with node modules"
     )
-    parser.add_argument(
-        "--module", action="append", default=[], help="node module to import"
-    )
+    parser.add_argument("--module", action="append", default=[], help="node module to import")
     args = parser.parse_args(argv)
     _setup_stdio()
     if args.list_types:

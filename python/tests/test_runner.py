@@ -12,7 +12,6 @@ import json
 import os
 import queue
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,8 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
-from remotemedia_multiprocess.channel import Channel, IoxEnv, Subscriber
+
+from remotemedia_multiprocess._iox import new_isolated_env, remove_env_files
+from remotemedia_multiprocess.channel import Channel, Subscriber
 from remotemedia_multiprocess.runtime_data import RuntimeData
 
 PYTHON_DIR = Path(__file__).resolve().parents[1]
@@ -114,12 +116,8 @@ class Runner:
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self._threads = [
-            threading.Thread(
-                target=self._pump, args=(self.proc.stdout, self.stdout), daemon=True
-            ),
-            threading.Thread(
-                target=self._pump, args=(self.proc.stderr, self.stderr), daemon=True
-            ),
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr), daemon=True),
         ]
         for t in self._threads:
             t.start()
@@ -145,11 +143,9 @@ class Harness:
     """Channels, a control socket and a spec for one node."""
 
     def __init__(self, tmp: Path) -> None:
-        prefix = f"rmp{os.getpid()}x{secrets.token_hex(4)}_"
-        self.root = f"/tmp/rmp/{prefix}/"
-        Path(self.root).mkdir(parents=True, exist_ok=True)
-        self.prefix = prefix
-        self.env = IoxEnv(prefix=prefix, root=self.root)
+        self.env = new_isolated_env()
+        self.prefix = self.env.prefix
+        self.root = self.env.root
         self.tmp = tmp
         self.control = ControlServer(f"{self.root}control.sock")
         self.channels: dict[str, Channel] = {}
@@ -169,6 +165,7 @@ class Harness:
         inputs: dict[str, list[str]] | None = None,
         outputs: dict[str, str] | None = None,
         modules: tuple[str, ...] = ("runner_test_nodes",),
+        module_paths: tuple[Path, ...] = (NODES_DIR,),
     ) -> Runner:
         inputs = {"in": ["in.x"]} if inputs is None else inputs
         outputs = {"out": f"{node_id}.out"} if outputs is None else outputs
@@ -182,7 +179,7 @@ class Harness:
             "node_id": node_id,
             "node_type": node_type,
             "config": config or {},
-            "module_paths": [str(NODES_DIR)],
+            "module_paths": [str(p) for p in module_paths],
             "modules": list(modules),
             "session_id": secrets.token_hex(16),
             "iox_prefix": self.prefix,
@@ -197,9 +194,9 @@ class Harness:
         spec_path = self.tmp / f"spec-{node_id}.json"
         spec_path.write_text(json.dumps(spec))
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(PYTHON_DIR), env.get("PYTHONPATH", "")]
-        ).rstrip(os.pathsep)
+        env["PYTHONPATH"] = os.pathsep.join([str(PYTHON_DIR), env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        )
         env["RMP_IOX2_PREFIX"] = self.prefix
         env["RMP_IOX2_ROOT"] = self.root
         runner = Runner(spec_path, env)
@@ -217,9 +214,8 @@ class Harness:
         self.control.close()
         for ch in self.channels.values():
             ch.close()
-        shutil.rmtree(self.root, ignore_errors=True)
-        for f in Path("/dev/shm").glob(f"{self.prefix}*"):
-            f.unlink(missing_ok=True)
+        self.env.close()
+        remove_env_files(self.env)
 
 
 @pytest.fixture
@@ -307,6 +303,21 @@ def test_process_error_reports_traceback_and_keeps_running(harness: Harness) -> 
     assert runner.proc.poll() is None
 
 
+def test_invalid_message_is_reported_and_skipped(harness: Harness) -> None:
+    out = harness.channel("n1.out").subscriber()
+    pub = harness.channel("in.x").publisher()
+    runner = harness.start("t_echo")
+    harness.ready(runner)
+    pub.publish_bytes(b"XXXX" + bytes(200), timeout=5)
+    err = harness.control.expect("process_error")
+    assert "WireFormatError" in err["error"]
+    assert "bad_magic" in err["error"]
+    assert "'in'" in err["error"]
+    pub.publish(RuntimeData.text("still alive"), timeout=5)
+    assert receive_text(out) == "still alive"
+    assert runner.proc.poll() is None
+
+
 def test_init_error_exits_1(harness: Harness) -> None:
     runner = harness.start("t_init_fail")
     harness.control.expect("hello")
@@ -319,9 +330,7 @@ def test_init_error_exits_1(harness: Harness) -> None:
 
 
 def test_unknown_type_and_import_failure_are_init_errors(harness: Harness) -> None:
-    runner = harness.start(
-        "no_such_type", modules=("runner_test_nodes", "broken_module")
-    )
+    runner = harness.start("no_such_type", modules=("runner_test_nodes", "broken_module"))
     harness.control.expect("hello")
     err = harness.control.expect("init_error")
     assert "no_such_type" in err["error"]
@@ -401,9 +410,7 @@ def test_sync_generator_with_ports(harness: Harness) -> None:
     out = harness.channel("n1.out").subscriber()
     side = harness.channel("n1.side").subscriber()
     pub = harness.channel("in.x").publisher()
-    runner = harness.start(
-        "t_sync_stream", outputs={"out": "n1.out", "side": "n1.side"}
-    )
+    runner = harness.start("t_sync_stream", outputs={"out": "n1.out", "side": "n1.side"})
     harness.ready(runner)
     pub.publish(RuntimeData.text("s"), timeout=5)
     assert [receive_text(out), receive_text(out)] == ["s-a", "s-b"]
@@ -459,6 +466,54 @@ def test_status_messages_around_process(harness: Harness) -> None:
     while (m := harness.control.next()) is not None and m["type"] != "stats":
         pairs += m["state"] == "processing"
     assert pairs <= elapsed / 0.05 + 1
+
+
+DEMO: dict[str, Any] = {"modules": ("demo_nodes",), "module_paths": (EXAMPLES_DIR,)}
+
+
+def test_demo_chunker_streams_text_and_audio(harness: Harness) -> None:
+    out = harness.channel("c.out").subscriber()
+    pub = harness.channel("in.x").publisher()
+    runner = harness.start("chunker", node_id="c", config={"chunk_ms": 20}, **DEMO)
+    harness.ready(runner)
+    pub.publish(RuntimeData.text("one two three", language="en"), timeout=5)
+    assert [receive_text(out) for _ in range(3)] == ["one", "two", "three"]
+    audio = np.arange(1600 * 2, dtype=np.float32).reshape(1600, 2)  # 100 ms, stereo
+    pub.publish(RuntimeData.audio(audio, 16000), timeout=5)
+    chunks = []
+    for _ in range(5):
+        rd = out.receive(timeout=10)
+        assert rd is not None
+        assert (rd.kind, rd.sample_rate, rd.channels) == ("audio", 16000, 2)
+        chunks.append(np.array(rd.payload))
+        rd.release()
+    assert [c.shape for c in chunks] == [(320, 2)] * 5
+    assert np.array_equal(np.concatenate(chunks), audio)
+
+
+def test_demo_slow_loader_reports_progress(harness: Harness) -> None:
+    runner = harness.start("slow_loader", config={"seconds": 0.2, "steps": 4}, **DEMO)
+    harness.control.expect("hello")
+    fractions = []
+    while (m := harness.control.next()) is not None and m["type"] == "progress":
+        fractions.append(m["fraction"])
+    assert m == {"type": "ready"}
+    assert fractions == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert runner.proc.poll() is None
+
+
+def test_demo_cpu_burn_passes_through(harness: Harness) -> None:
+    out = harness.channel("n1.out").subscriber()
+    pub = harness.channel("in.x").publisher()
+    runner = harness.start("cpu_burn", config={"ms": 30}, **DEMO)
+    harness.ready(runner)
+    start = time.monotonic()
+    pub.publish(RuntimeData.binary(b"frame"), timeout=5)
+    rd = out.receive(timeout=10)
+    assert rd is not None
+    assert rd.as_bytes() == b"frame"
+    rd.release()
+    assert time.monotonic() - start >= 0.03
 
 
 def test_list_types() -> None:
