@@ -1,0 +1,39 @@
+"""remotemedia-multiprocess: the Python side of @remotemedia/multiprocess.
+
+Data plane: :class:`RuntimeData` (the wire codec of docs/wire-format.md) and
+channels over iceoryx2 shared memory (docs/channel-protocol.md).
+"""
+
+from __future__ import annotations
+
+from ._iox import IoxEnv, new_isolated_env, remove_env_files, sweep_stale
+from .channel import Channel, Loan, Publisher, RawSample, Subscriber
+from .errors import (
+    BackpressureTimeoutError,
+    ChannelError,
+    MultiprocessError,
+    WireFormatError,
+    WireFormatReason,
+)
+from .runtime_data import RuntimeData
+
+__version__ = "0.1.0"
+
+# Other modules (node SDK, runner, pipeline) add their exports below.
+__all__ = [
+    "BackpressureTimeoutError",
+    "Channel",
+    "ChannelError",
+    "IoxEnv",
+    "Loan",
+    "MultiprocessError",
+    "Publisher",
+    "RawSample",
+    "RuntimeData",
+    "Subscriber",
+    "WireFormatError",
+    "WireFormatReason",
+    "new_isolated_env",
+    "remove_env_files",
+    "sweep_stale",
+]

@@ -1,0 +1,753 @@
+"""Channels over iceoryx2 shared memory (docs/channel-protocol.md).
+
+A channel ``N`` is three iceoryx2 services: publish-subscribe ``N`` (byte
+slices, one RuntimeData message per sample), event ``N/data`` (publishers
+notify DATA and CREDIT_REQUEST, subscribers listen) and event ``N/freed``
+(subscribers notify FREED, publishers listen).
+
+Flow control uses credits: a publisher owns exactly ``capacity`` chunks, a
+chunk comes back only when every subscriber released it, so a loan failing
+for lack of chunks means "full". The publisher then asks for credit and waits
+(the GIL is released while it waits); subscribers answer without a
+notification per message.
+
+Example:
+    >>> from remotemedia_multiprocess._iox import new_isolated_env, remove_env_files
+    >>> env = new_isolated_env()
+    >>> ch = Channel.open_or_create(env, "doc")
+    >>> sub, pub = ch.subscriber(), ch.publisher()
+    >>> pub.publish(RuntimeData.text("hi"))
+    >>> with sub.receive(timeout=1.0) as rd:
+    ...     rd.text
+    'hi'
+    >>> ch.close(); env.close(); remove_env_files(env)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import threading
+import time
+import weakref
+from typing import Any
+
+import iceoryx2 as iox2
+import numpy as np
+import numpy.typing as npt
+
+from ._iox import IoxEnv
+from .errors import BackpressureTimeoutError, ChannelError, WireFormatError
+from .runtime_data import HEADER_LEN, RuntimeData
+
+__all__ = [
+    "CREDIT_REQUEST",
+    "Channel",
+    "DATA",
+    "DEFAULT_CAPACITY",
+    "DEFAULT_INITIAL_MAX_SLICE_LEN",
+    "DEFAULT_MAX_PAYLOAD",
+    "DEFAULT_MAX_SUBSCRIBERS",
+    "FREED",
+    "INTERNAL_WAKE",
+    "Loan",
+    "MAX_LOANED_SAMPLES",
+    "MAX_PUBLISHERS",
+    "PAYLOAD_ALIGNMENT",
+    "Publisher",
+    "RawSample",
+    "Subscriber",
+]
+
+# -- protocol constants (docs/channel-protocol.md) ---------------------------
+
+DATA = 1
+"""``N/data`` event: a sample was sent."""
+CREDIT_REQUEST = 2
+"""``N/data`` event: a publisher is out of chunks."""
+INTERNAL_WAKE = 3
+"""Event used only to wake a thread of the same process."""
+FREED = 1
+"""``N/freed`` event: a sample was released after a CREDIT_REQUEST."""
+
+DEFAULT_CAPACITY = 8
+"""Subscriber buffer, borrowed samples and publisher chunks per channel."""
+DEFAULT_MAX_SUBSCRIBERS = 8
+MAX_PUBLISHERS = 2
+"""One real publisher plus one for tests that inject raw samples."""
+PAYLOAD_ALIGNMENT = 64
+"""Service ``payload_alignment``. A service setting: every side must agree."""
+DEFAULT_INITIAL_MAX_SLICE_LEN = 4096
+DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024 + HEADER_LEN
+"""Largest sample a publisher loans (a 64 MiB payload plus the header)."""
+MAX_LOANED_SAMPLES = 2
+
+# A waiting publisher repeats its CREDIT_REQUEST (and re-checks for chunks) at
+# most this often: it bounds the cost of a subscriber that never drains its
+# events, without two processes ping-ponging.
+_REQUEST_INTERVAL_S = 0.02
+_MAX_WAIT_SLICE_S = 1.0  # lets KeyboardInterrupt through a blocking receive
+
+_EVENT_DATA = iox2.EventId.new(DATA)
+_EVENT_CREDIT_REQUEST = iox2.EventId.new(CREDIT_REQUEST)
+_EVENT_FREED = iox2.EventId.new(FREED)
+
+_READONLY_EMPTY = np.empty(0, dtype=np.uint8)
+_READONLY_EMPTY.flags.writeable = False
+
+
+class _SampleMemory:
+    """Exposes ``n`` bytes at ``ptr`` to numpy without copying.
+
+    ``np.asarray`` keeps this object as the array's base, so every view made
+    from that array keeps ``keep`` (the sample, or the lease that releases it)
+    alive: a view can never outlive its sample.
+    """
+
+    __slots__ = ("__array_interface__", "keep")
+
+    def __init__(self, ptr: int, n: int, readonly: bool, keep: Any) -> None:
+        self.__array_interface__ = {
+            "data": (ptr, readonly),
+            "shape": (n,),
+            "typestr": "|u1",
+            "version": 3,
+        }
+        self.keep = keep
+
+
+def _bytes_at(ptr: int, n: int, readonly: bool, keep: Any) -> tuple[npt.NDArray[np.uint8], _SampleMemory | None]:
+    if n == 0:
+        return (_READONLY_EMPTY if readonly else np.empty(0, dtype=np.uint8)), None
+    holder = _SampleMemory(ptr, n, readonly, keep)
+    return np.asarray(holder), holder
+
+
+def _loan_error_kind(e: BaseException) -> str:
+    return str(e.args[0]) if e.args else str(e)
+
+
+def _duration(seconds: float) -> Any:
+    return iox2.Duration.from_secs_f64(max(0.0, seconds))
+
+
+def _event_values(events: Any) -> list[int]:
+    # timed_wait/try_wait return EventActivation objects (an EventId and a count).
+    return [int(ev.id.as_value) for ev in events or ()]
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+class Channel:
+    """One channel: its three services, opened or created with the protocol's
+    settings. Create publishers and subscribers from it.
+
+    Use :meth:`open_or_create`; the constructor is internal.
+    """
+
+    def __init__(
+        self,
+        node: Any,
+        name: str,
+        capacity: int,
+        max_subscribers: int,
+        pubsub: Any,
+        data_event: Any,
+        freed_event: Any,
+        env: IoxEnv | None,
+    ) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.max_subscribers = max_subscribers
+        self._node = node
+        self._env = env  # keeps the node's environment alive
+        self._pubsub = pubsub
+        self._data_event = data_event
+        self._freed_event = freed_event
+        self._ports: weakref.WeakSet[Publisher | Subscriber] = weakref.WeakSet()
+        self._closed = False
+
+    @classmethod
+    def open_or_create(
+        cls,
+        env: IoxEnv | Any,
+        name: str,
+        capacity: int = DEFAULT_CAPACITY,
+        max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS,
+        *,
+        payload_alignment: int = PAYLOAD_ALIGNMENT,
+    ) -> Channel:
+        """Opens channel ``name``, creating its services if they do not exist.
+
+        Args:
+            env: An :class:`IoxEnv` (its node is used) or an iceoryx2 node.
+            name: The channel name ``N``.
+            capacity: C: subscriber buffer, borrowed samples and chunks per
+                publisher.
+            max_subscribers: S.
+            payload_alignment: The service payload alignment (protocol: 64).
+
+        Raises:
+            ChannelError: When iceoryx2 refuses (for example, an existing
+                service with other settings).
+        """
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        if max_subscribers < 1:
+            raise ValueError(f"max_subscribers must be >= 1, got {max_subscribers}")
+        node = env.node if isinstance(env, IoxEnv) else env
+        try:
+            pubsub = (
+                node.service_builder(iox2.ServiceName.new(name))
+                .publish_subscribe(iox2.Slice[ctypes.c_uint8])
+                .payload_alignment(iox2.Alignment.new(payload_alignment))
+                .enable_safe_overflow(False)
+                .subscriber_max_buffer_size(capacity)
+                .subscriber_max_borrowed_samples(capacity)
+                .history_size(0)
+                .max_subscribers(max_subscribers)
+                .max_publishers(MAX_PUBLISHERS)
+                .open_or_create()
+            )
+            data_event = node.service_builder(iox2.ServiceName.new(f"{name}/data")).event().open_or_create()
+            freed_event = node.service_builder(iox2.ServiceName.new(f"{name}/freed")).event().open_or_create()
+        except Exception as e:  # iceoryx2 raises its own exception types
+            raise ChannelError(
+                f"cannot open or create channel {name!r}: {type(e).__name__}: {e}", channel=name
+            ) from e
+        return cls(
+            node,
+            name,
+            capacity,
+            max_subscribers,
+            pubsub,
+            data_event,
+            freed_event,
+            env if isinstance(env, IoxEnv) else None,
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ChannelError(f"channel {self.name!r} is closed", channel=self.name)
+
+    def publisher(
+        self,
+        *,
+        initial_max_slice_len: int = DEFAULT_INITIAL_MAX_SLICE_LEN,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ) -> Publisher:
+        """A new publisher on this channel (see :class:`Publisher`)."""
+        self._check_open()
+        pub = Publisher(self, initial_max_slice_len=initial_max_slice_len, max_payload=max_payload)
+        self._ports.add(pub)
+        return pub
+
+    def subscriber(self) -> Subscriber:
+        """A new subscriber on this channel (see :class:`Subscriber`)."""
+        self._check_open()
+        sub = Subscriber(self)
+        self._ports.add(sub)
+        return sub
+
+    def close(self) -> None:
+        """Closes every port made from this channel and drops the services."""
+        if self._closed:
+            return
+        self._closed = True
+        for port in list(self._ports):
+            port.close()
+        self._pubsub = self._data_event = self._freed_event = None
+
+    def __enter__(self) -> Channel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Channel({self.name!r}, capacity={self.capacity})"
+
+
+class Loan:
+    """A loaned sample being written: fill :attr:`buffer`, then :meth:`send`
+    (or :meth:`discard`)."""
+
+    __slots__ = ("_publisher", "_sample", "buffer", "size", "__weakref__")
+
+    buffer: memoryview
+    """Writable bytes of the sample (exactly ``size`` long)."""
+
+    def __init__(self, publisher: Publisher, sample: Any, size: int) -> None:
+        self._publisher = publisher
+        self._sample = sample
+        self.size = size
+        arr, _ = _bytes_at(sample.payload_ptr, size, False, sample)
+        self.buffer = memoryview(arr)
+
+    @property
+    def payload_ptr(self) -> int:
+        """Address of the sample's first byte (for zero-copy checks)."""
+        if self._sample is None:
+            raise ChannelError("the loan was already sent or discarded")
+        return int(self._sample.payload_ptr)
+
+    def send(self) -> int:
+        """Sends the sample and notifies DATA.
+
+        Returns:
+            How many subscribers received it.
+        """
+        sample, self._sample = self._sample, None
+        if sample is None:
+            raise ChannelError("the loan was already sent or discarded")
+        with contextlib.suppress(BufferError):
+            self.buffer.release()
+        pub = self._publisher
+        pub._loans -= 1
+        try:
+            delivered = sample.assume_init().send()
+        except Exception as e:
+            raise ChannelError(f"send failed: {type(e).__name__}: {e}", channel=pub.channel_name) from e
+        pub._notify_data()
+        return int(delivered)
+
+    def discard(self) -> None:
+        """Gives the sample back unsent. Idempotent."""
+        sample, self._sample = self._sample, None
+        if sample is None:
+            return
+        with contextlib.suppress(BufferError):
+            self.buffer.release()
+        self._publisher._loans -= 1
+        sample.delete()
+
+    def __enter__(self) -> Loan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+
+class Publisher:
+    """Sends RuntimeData on a channel.
+
+    The publisher owns exactly ``capacity`` chunks of ``max_slice_len`` bytes
+    (Static allocation). A larger message replaces the iceoryx2 port with one
+    whose chunks fit (next power of two, at most ``max_payload``); samples
+    already sent stay valid and are received first.
+
+    Every send is followed by one DATA notification. When every chunk is held
+    by subscribers, :meth:`publish` asks for credit (CREDIT_REQUEST) and waits
+    on ``N/freed`` with the GIL released, up to its timeout.
+    """
+
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        initial_max_slice_len: int = DEFAULT_INITIAL_MAX_SLICE_LEN,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
+        if initial_max_slice_len < 1:
+            raise ValueError("initial_max_slice_len must be >= 1")
+        if max_payload < HEADER_LEN:
+            raise ValueError(f"max_payload must be >= {HEADER_LEN}")
+        self.channel_name = channel.name
+        self.capacity = channel.capacity
+        self.max_payload = max_payload
+        self._channel = channel
+        self._seq = 0
+        self._loans = 0
+        self._port: Any = None
+        self.max_slice_len = min(initial_max_slice_len, max_payload)
+        try:
+            self._port = self._create_port(self.max_slice_len)
+            self._notifier = channel._data_event.notifier_builder().create()
+            self._freed = channel._freed_event.listener_builder().create()
+        except Exception as e:
+            raise ChannelError(
+                f"cannot create a publisher: {type(e).__name__}: {e}", channel=channel.name
+            ) from e
+
+    def _create_port(self, slice_len: int) -> Any:
+        # Static, not PowerOfTwo: a growing data segment never runs out of
+        # chunks (iceoryx2 adds a segment with more chunks instead), which
+        # would defeat the credits and block send() on a full subscriber.
+        return (
+            self._channel._pubsub.publisher_builder()
+            .initial_max_slice_len(slice_len)
+            .allocation_strategy(iox2.AllocationStrategy.Static)
+            .max_loaned_samples(MAX_LOANED_SAMPLES)
+            .backpressure_strategy(iox2.BackpressureStrategy.RetryUntilDelivered)
+            .override_sample_preallocation(self.capacity)
+            .create()
+        )
+
+    def _grow(self, n: int) -> None:
+        if self._loans:
+            raise ChannelError(
+                f"a {n}-byte loan needs bigger chunks, but {self._loans} loan(s) are open",
+                channel=self.channel_name,
+            )
+        new_len = min(max(_next_pow2(n), self.max_slice_len), self.max_payload)
+        old = self._port
+        self._port = None
+        old.delete()
+        try:
+            self._port = self._create_port(new_len)
+        except Exception as e:
+            self._port = self._create_port(self.max_slice_len)
+            raise ChannelError(
+                f"cannot create {new_len}-byte chunks: {type(e).__name__}: {e}", channel=self.channel_name
+            ) from e
+        self.max_slice_len = new_len
+
+    def _notify_data(self) -> None:
+        self._notifier.notify_with_custom_event_id(_EVENT_DATA)
+
+    def try_loan(self, n: int) -> Loan | None:
+        """Loans an ``n``-byte sample, or returns None when every chunk is in
+        use (the channel is full).
+
+        Raises:
+            ChannelError: ``n`` exceeds ``max_payload``, too many open loans,
+                or the publisher is closed.
+        """
+        if self._port is None:
+            raise ChannelError("the publisher is closed", channel=self.channel_name)
+        if n < 0:
+            raise ValueError(f"loan size must be >= 0, got {n}")
+        if n > self.max_payload:
+            raise ChannelError(
+                f"a {n}-byte sample exceeds max_payload ({self.max_payload})", channel=self.channel_name
+            )
+        for _ in range(2):
+            try:
+                sample = self._port.loan_slice_uninit(n)
+            except iox2.LoanError as e:
+                kind = _loan_error_kind(e)
+                if kind == "OutOfMemory":
+                    return None
+                if kind == "ExceedsMaxLoanSize":
+                    self._grow(n)
+                    continue
+                raise ChannelError(f"loan of {n} bytes failed: {kind}", channel=self.channel_name) from e
+            self._loans += 1
+            return Loan(self, sample, n)
+        raise ChannelError(f"loan of {n} bytes failed after growing", channel=self.channel_name)
+
+    def loan(self, n: int, timeout: float = 5.0) -> Loan:
+        """Loans an ``n``-byte sample, waiting up to ``timeout`` seconds for a
+        subscriber to free a chunk.
+
+        Raises:
+            BackpressureTimeoutError: No chunk came back within ``timeout``.
+        """
+        loan = self.try_loan(n)
+        if loan is not None:
+            return loan
+        deadline = time.monotonic() + timeout
+        last_request = -1e9
+        while True:
+            now = time.monotonic()
+            remaining = deadline - now
+            if remaining <= 0:
+                raise BackpressureTimeoutError(
+                    f"channel {self.channel_name!r}: no subscriber freed a sample within {timeout} s "
+                    "(subscriber not consuming: dead or stalled)",
+                    timeout_s=timeout,
+                    channel=self.channel_name,
+                )
+            if now - last_request >= _REQUEST_INTERVAL_S:
+                self._notifier.notify_with_custom_event_id(_EVENT_CREDIT_REQUEST)
+                last_request = now
+            # Blocks with the GIL released; drains the FREED events.
+            self._freed.timed_wait(_duration(min(remaining, _REQUEST_INTERVAL_S)))
+            loan = self.try_loan(n)
+            if loan is not None:
+                return loan
+
+    def _stamp(self, rd: RuntimeData) -> tuple[int, int]:
+        seq = rd.sequence
+        if not seq:
+            self._seq += 1
+            seq = self._seq
+        return seq, rd.timestamp_ns or time.monotonic_ns()
+
+    def publish(self, rd: RuntimeData, timeout: float = 5.0) -> None:
+        """Encodes ``rd`` into a loaned sample (one memmove for the payload)
+        and sends it. A zero ``sequence`` is stamped with this publisher's
+        counter and a zero ``timestamp_ns`` with CLOCK_MONOTONIC, in the
+        header only.
+
+        Raises:
+            BackpressureTimeoutError: The channel stayed full for ``timeout`` s.
+        """
+        loan = self.loan(rd.encoded_size(), timeout)
+        self._send(loan, rd)
+
+    def try_publish(self, rd: RuntimeData) -> bool:
+        """Like :meth:`publish` but never waits: False when the channel is full."""
+        loan = self.try_loan(rd.encoded_size())
+        if loan is None:
+            return False
+        self._send(loan, rd)
+        return True
+
+    def _send(self, loan: Loan, rd: RuntimeData) -> None:
+        seq, ts = self._stamp(rd)
+        try:
+            rd.encode_into(loan.buffer, sequence=seq, timestamp_ns=ts)
+        except BaseException:
+            loan.discard()
+            raise
+        loan.send()
+
+    def publish_bytes(self, data: bytes | bytearray | memoryview, timeout: float = 5.0) -> None:
+        """Sends raw bytes as a sample, unchecked (tests inject bad headers)."""
+        mv = memoryview(data).cast("B")
+        loan = self.loan(len(mv), timeout)
+        try:
+            loan.buffer[:] = mv
+        except BaseException:
+            loan.discard()
+            raise
+        loan.send()
+
+    def close(self) -> None:
+        """Drops the iceoryx2 ports. Samples already sent stay readable."""
+        port, self._port = self._port, None
+        if port is None:
+            return
+        port.delete()
+        self._notifier.delete()
+        self._freed.delete()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RawSample:
+    """A received sample as raw bytes (header included), for tests."""
+
+    __slots__ = ("_release", "data", "payload_ptr")
+
+    data: memoryview
+    """The whole sample, read-only."""
+
+    def __init__(self, data: memoryview, payload_ptr: int, release: Any) -> None:
+        self.data = data
+        self.payload_ptr = payload_ptr
+        self._release = release
+
+    def release(self) -> None:
+        """Gives the sample back. Idempotent."""
+        release, self._release = self._release, None
+        if release is not None:
+            with contextlib.suppress(BufferError):  # views made from data stay valid... until now
+                self.data.release()
+            release()
+
+    def __enter__(self) -> RawSample:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Subscriber:
+    """Receives RuntimeData from a channel, zero copy.
+
+    A received message's payload is a read-only view of the shared memory
+    sample. Release it (``release()``, ``with``, or dropping every reference
+    to the message and its views) to give the chunk back; at most
+    ``capacity`` messages can be held at once.
+
+    :attr:`listener` is the ``N/data`` listener; a caller that waits on it
+    itself (a WaitSet) must call :meth:`handle_events` after each wake-up.
+    """
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel_name = channel.name
+        self.capacity = channel.capacity
+        self._lock = threading.Lock()
+        self._released_since_answer = False
+        self._answer_pending = False
+        self._held = 0
+        self._port: Any = None
+        try:
+            self._port = channel._pubsub.subscriber_builder().create()
+            self.listener: Any = channel._data_event.listener_builder().create()
+            self._freed_notifier = channel._freed_event.notifier_builder().create()
+        except Exception as e:
+            raise ChannelError(
+                f"cannot create a subscriber: {type(e).__name__}: {e}", channel=channel.name
+            ) from e
+
+    # -- credits -------------------------------------------------------------
+
+    def _answer(self) -> None:
+        self._freed_notifier.notify_with_custom_event_id(_EVENT_FREED)
+
+    def _credit_request(self) -> None:
+        with self._lock:
+            port = self._port
+            idle = self._held == 0 and (port is None or not port.has_samples())
+            if self._released_since_answer or idle:
+                self._released_since_answer = False
+                answer = True
+            else:
+                self._answer_pending = True
+                answer = False
+        if answer:
+            self._answer()
+
+    def _released(self) -> None:
+        with self._lock:
+            self._held -= 1
+            self._released_since_answer = True
+            answer = self._answer_pending
+            if answer:
+                self._answer_pending = False
+                self._released_since_answer = False
+        if answer:
+            self._answer()
+
+    def _release_sample(self, sample: Any) -> None:
+        try:
+            sample.delete()
+        finally:
+            self._released()
+
+    def _handle(self, events: Any) -> None:
+        if CREDIT_REQUEST in _event_values(events):
+            self._credit_request()
+
+    def handle_events(self) -> None:
+        """Drains ``N/data`` notifications without blocking and answers a
+        CREDIT_REQUEST among them."""
+        if self._port is None:
+            return
+        self._handle(self.listener.try_wait())
+
+    # -- receiving -------------------------------------------------------------
+
+    def _take(self) -> Any:
+        if self._port is None:
+            raise ChannelError("the subscriber is closed", channel=self.channel_name)
+        try:
+            sample = self._port.receive()
+        except iox2.ReceiveError as e:
+            raise ChannelError(
+                f"cannot receive: {_loan_error_kind(e)} (release held messages; at most "
+                f"{self.capacity} can be held)",
+                channel=self.channel_name,
+            ) from e
+        if sample is not None:
+            with self._lock:
+                self._held += 1
+        return sample
+
+    def _decode(self, sample: Any) -> RuntimeData:
+        n = int(sample.payload().len())
+        arr, holder = _bytes_at(sample.payload_ptr, n, True, None)
+        try:
+            rd = RuntimeData.decode(arr, sample, lambda: self._release_sample(sample))
+        except WireFormatError:
+            self._release_sample(sample)
+            raise
+        if holder is not None:
+            holder.keep = rd._lease  # views keep the sample until released
+        return rd
+
+    def try_receive(self) -> RuntimeData | None:
+        """The next message, or None when none is waiting.
+
+        Raises:
+            WireFormatError: The sample is not a valid message (it is released;
+                the subscriber keeps working).
+            ChannelError: ``capacity`` messages are already held.
+        """
+        self.handle_events()
+        sample = self._take()
+        if sample is None:
+            return None
+        return self._decode(sample)
+
+    def _wait(self, deadline: float | None) -> bool:
+        """Waits for a notification (GIL released). False once past deadline."""
+        if deadline is None:
+            self._handle(self.listener.timed_wait(_duration(_MAX_WAIT_SLICE_S)))
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self._handle(self.listener.timed_wait(_duration(min(remaining, _MAX_WAIT_SLICE_S))))
+        return True
+
+    def receive(self, timeout: float | None = None) -> RuntimeData | None:
+        """The next message, waiting up to ``timeout`` seconds (forever when
+        None) with the GIL released. None when the timeout passes.
+
+        Raises:
+            WireFormatError: As :meth:`try_receive`.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            rd = self.try_receive()
+            if rd is not None:
+                return rd
+            if not self._wait(deadline):
+                return None
+
+    def receive_raw(self, timeout: float | None = None) -> RawSample | None:
+        """The next sample as raw bytes, not decoded (for tests)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.handle_events()
+            sample = self._take()
+            if sample is not None:
+                n = int(sample.payload().len())
+                arr, _ = _bytes_at(sample.payload_ptr, n, True, sample)
+                return RawSample(
+                    memoryview(arr), int(sample.payload_ptr), lambda: self._release_sample(sample)
+                )
+            if not self._wait(deadline):
+                return None
+
+    def has_samples(self) -> bool:
+        """True when a message is waiting."""
+        return self._port is not None and bool(self._port.has_samples())
+
+    @property
+    def held(self) -> int:
+        """How many received messages are not released yet."""
+        return self._held
+
+    def close(self) -> None:
+        """Drops the iceoryx2 ports. Release held messages first."""
+        port, self._port = self._port, None
+        if port is None:
+            return
+        port.delete()
+        self.listener.delete()
+        self._freed_notifier.delete()
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Subscriber:
+        return self
+
+    def __next__(self) -> RuntimeData:
+        rd = self.receive()
+        assert rd is not None  # receive() without timeout only returns data
+        return rd

@@ -1,0 +1,27 @@
+"""Shared fixtures: every test gets its own iceoryx2 environment, removed after."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from remotemedia_multiprocess._iox import IoxEnv, new_isolated_env, remove_env_files  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+VECTORS = REPO / "tests" / "vectors"
+
+
+@pytest.fixture
+def iox_env() -> Iterator[IoxEnv]:
+    """A fresh isolated iceoryx2 environment (prefix rmp<PID>x<hex>_)."""
+    env = new_isolated_env()
+    try:
+        yield env
+    finally:
+        env.close()
+        remove_env_files(env)
