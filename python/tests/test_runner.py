@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from remotemedia_multiprocess._iox import new_isolated_env, remove_env_files
+from remotemedia_multiprocess._iox import IoxEnv
 from remotemedia_multiprocess.channel import Channel, Subscriber
 from remotemedia_multiprocess.runtime_data import RuntimeData
 
@@ -142,8 +142,8 @@ class Runner:
 class Harness:
     """Channels, a control socket and a spec for one node."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.env = new_isolated_env()
+    def __init__(self, tmp: Path, env: IoxEnv) -> None:
+        self.env = env
         self.prefix = self.env.prefix
         self.root = self.env.root
         self.tmp = tmp
@@ -214,13 +214,12 @@ class Harness:
         self.control.close()
         for ch in self.channels.values():
             ch.close()
-        self.env.close()
-        remove_env_files(self.env)
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(tmp_path)
+def harness(tmp_path: Path, iox_env: IoxEnv) -> Iterator[Harness]:
+    """Plays the executor in the isolated environment of conftest's iox_env."""
+    h = Harness(tmp_path, iox_env)
     try:
         yield h
     finally:
