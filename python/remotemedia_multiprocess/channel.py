@@ -30,7 +30,7 @@ import ctypes
 import threading
 import time
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import iceoryx2 as iox2
 import numpy as np
@@ -40,9 +40,11 @@ from ._iox import IoxEnv
 from .errors import BackpressureTimeoutError, ChannelError, WireFormatError
 from .runtime_data import HEADER_LEN, RuntimeData
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 __all__ = [
     "CREDIT_REQUEST",
-    "Channel",
     "DATA",
     "DEFAULT_CAPACITY",
     "DEFAULT_INITIAL_MAX_SLICE_LEN",
@@ -50,10 +52,11 @@ __all__ = [
     "DEFAULT_MAX_SUBSCRIBERS",
     "FREED",
     "INTERNAL_WAKE",
-    "Loan",
     "MAX_LOANED_SAMPLES",
     "MAX_PUBLISHERS",
     "PAYLOAD_ALIGNMENT",
+    "Channel",
+    "Loan",
     "Publisher",
     "RawSample",
     "Subscriber",
@@ -116,7 +119,9 @@ class _SampleMemory:
         self.keep = keep
 
 
-def _bytes_at(ptr: int, n: int, readonly: bool, keep: Any) -> tuple[npt.NDArray[np.uint8], _SampleMemory | None]:
+def _bytes_at(
+    ptr: int, n: int, readonly: bool, keep: Any
+) -> tuple[npt.NDArray[np.uint8], _SampleMemory | None]:
     if n == 0:
         return (_READONLY_EMPTY if readonly else np.empty(0, dtype=np.uint8)), None
     holder = _SampleMemory(ptr, n, readonly, keep)
@@ -211,11 +216,16 @@ class Channel:
                 .max_publishers(MAX_PUBLISHERS)
                 .open_or_create()
             )
-            data_event = node.service_builder(iox2.ServiceName.new(f"{name}/data")).event().open_or_create()
-            freed_event = node.service_builder(iox2.ServiceName.new(f"{name}/freed")).event().open_or_create()
+            data_event = (
+                node.service_builder(iox2.ServiceName.new(f"{name}/data")).event().open_or_create()
+            )
+            freed_event = (
+                node.service_builder(iox2.ServiceName.new(f"{name}/freed")).event().open_or_create()
+            )
         except Exception as e:  # iceoryx2 raises its own exception types
             raise ChannelError(
-                f"cannot open or create channel {name!r}: {type(e).__name__}: {e}", channel=name
+                f"cannot open or create channel {name!r}: {type(e).__name__}: {e}",
+                channel=name,
             ) from e
         return cls(
             node,
@@ -260,7 +270,7 @@ class Channel:
             port.close()
         self._pubsub = self._data_event = self._freed_event = None
 
-    def __enter__(self) -> Channel:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -274,7 +284,7 @@ class Loan:
     """A loaned sample being written: fill :attr:`buffer`, then :meth:`send`
     (or :meth:`discard`)."""
 
-    __slots__ = ("_publisher", "_sample", "buffer", "size", "__weakref__")
+    __slots__ = ("__weakref__", "_publisher", "_sample", "buffer", "size")
 
     buffer: memoryview
     """Writable bytes of the sample (exactly ``size`` long)."""
@@ -309,7 +319,9 @@ class Loan:
         try:
             delivered = sample.assume_init().send()
         except Exception as e:
-            raise ChannelError(f"send failed: {type(e).__name__}: {e}", channel=pub.channel_name) from e
+            raise ChannelError(
+                f"send failed: {type(e).__name__}: {e}", channel=pub.channel_name
+            ) from e
         pub._notify_data()
         return int(delivered)
 
@@ -323,7 +335,7 @@ class Loan:
         self._publisher._loans -= 1
         sample.delete()
 
-    def __enter__(self) -> Loan:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -368,7 +380,8 @@ class Publisher:
             self._freed = channel._freed_event.listener_builder().create()
         except Exception as e:
             raise ChannelError(
-                f"cannot create a publisher: {type(e).__name__}: {e}", channel=channel.name
+                f"cannot create a publisher: {type(e).__name__}: {e}",
+                channel=channel.name,
             ) from e
 
     def _create_port(self, slice_len: int) -> Any:
@@ -400,7 +413,8 @@ class Publisher:
         except Exception as e:
             self._port = self._create_port(self.max_slice_len)
             raise ChannelError(
-                f"cannot create {new_len}-byte chunks: {type(e).__name__}: {e}", channel=self.channel_name
+                f"cannot create {new_len}-byte chunks: {type(e).__name__}: {e}",
+                channel=self.channel_name,
             ) from e
         self.max_slice_len = new_len
 
@@ -421,7 +435,8 @@ class Publisher:
             raise ValueError(f"loan size must be >= 0, got {n}")
         if n > self.max_payload:
             raise ChannelError(
-                f"a {n}-byte sample exceeds max_payload ({self.max_payload})", channel=self.channel_name
+                f"a {n}-byte sample exceeds max_payload ({self.max_payload})",
+                channel=self.channel_name,
             )
         for _ in range(2):
             try:
@@ -433,7 +448,9 @@ class Publisher:
                 if kind == "ExceedsMaxLoanSize":
                     self._grow(n)
                     continue
-                raise ChannelError(f"loan of {n} bytes failed: {kind}", channel=self.channel_name) from e
+                raise ChannelError(
+                    f"loan of {n} bytes failed: {kind}", channel=self.channel_name
+                ) from e
             self._loans += 1
             return Loan(self, sample, n)
         raise ChannelError(f"loan of {n} bytes failed after growing", channel=self.channel_name)
@@ -525,7 +542,7 @@ class Publisher:
         self._notifier.delete()
         self._freed.delete()
 
-    def __enter__(self) -> Publisher:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -553,7 +570,7 @@ class RawSample:
                 self.data.release()
             release()
 
-    def __enter__(self) -> RawSample:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -586,7 +603,8 @@ class Subscriber:
             self._freed_notifier = channel._freed_event.notifier_builder().create()
         except Exception as e:
             raise ChannelError(
-                f"cannot create a subscriber: {type(e).__name__}: {e}", channel=channel.name
+                f"cannot create a subscriber: {type(e).__name__}: {e}",
+                channel=channel.name,
             ) from e
 
     # -- credits -------------------------------------------------------------
@@ -715,7 +733,9 @@ class Subscriber:
                 n = int(sample.payload().len())
                 arr, _ = _bytes_at(sample.payload_ptr, n, True, sample)
                 return RawSample(
-                    memoryview(arr), int(sample.payload_ptr), lambda: self._release_sample(sample)
+                    memoryview(arr),
+                    int(sample.payload_ptr),
+                    lambda s=sample: self._release_sample(s),
                 )
             if not self._wait(deadline):
                 return None
@@ -738,7 +758,7 @@ class Subscriber:
         self.listener.delete()
         self._freed_notifier.delete()
 
-    def __enter__(self) -> Subscriber:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

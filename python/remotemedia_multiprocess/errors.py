@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 __all__ = [
+    "WIRE_FORMAT_REASONS",
     "BackpressureTimeoutError",
     "ChannelError",
     "MultiprocessError",
-    "WIRE_FORMAT_REASONS",
     "WireFormatError",
     "WireFormatReason",
 ]

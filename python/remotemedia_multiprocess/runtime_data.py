@@ -18,23 +18,27 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json as _json
 import struct
 import uuid
 from collections.abc import Callable
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import WireFormatError, WireFormatReason
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 __all__ = [
     "HEADER_LEN",
     "MAGIC",
+    "WIRE_VERSION",
     "Kind",
     "RuntimeData",
-    "WIRE_VERSION",
 ]
 
 Kind = Literal["audio", "video", "text", "tensor", "json", "binary"]
@@ -168,7 +172,9 @@ def _check_u(name: str, value: int, maximum: int, minimum: int = 0) -> None:
         raise ValueError(f"{name} {value} is not in {minimum}..{maximum}")
 
 
-def _session_bytes(session_id: bytes | bytearray | memoryview | str | uuid.UUID | None) -> bytes:
+def _session_bytes(
+    session_id: bytes | bytearray | memoryview | str | uuid.UUID | None,
+) -> bytes:
     if session_id is None:
         return _ZERO_SESSION
     if isinstance(session_id, uuid.UUID):
@@ -207,7 +213,9 @@ def _readonly_empty(dtype: np.dtype[Any], shape: tuple[int, ...]) -> npt.NDArray
     return arr
 
 
-def _view(mv: memoryview, dtype: np.dtype[Any], count: int, shape: tuple[int, ...]) -> npt.NDArray[Any]:
+def _view(
+    mv: memoryview, dtype: np.dtype[Any], count: int, shape: tuple[int, ...]
+) -> npt.NDArray[Any]:
     """A numpy view of ``count`` items after the header of ``mv``."""
     if count == 0:
         return _readonly_empty(dtype, shape)
@@ -223,7 +231,7 @@ class _Lease:
     past the RuntimeData still holds the sample.
     """
 
-    __slots__ = ("owner", "on_release", "released", "__weakref__")
+    __slots__ = ("__weakref__", "on_release", "owner", "released")
 
     def __init__(self, owner: Any, on_release: Callable[[], None] | None) -> None:
         self.owner = owner
@@ -244,10 +252,8 @@ class _Lease:
 
     def __del__(self) -> None:
         if not self.released:
-            try:
+            with contextlib.suppress(Exception):  # never raise from a finalizer
                 self.release()
-            except Exception:  # noqa: BLE001 - never raise from a finalizer
-                pass
 
 
 class _KindConstructorOrValue:
@@ -304,27 +310,27 @@ class RuntimeData:
     """
 
     __slots__ = (
-        "kind",
-        "sequence",
-        "session_id",
-        "timestamp_ns",
-        "payload",
-        "port",
-        "sample_rate",
-        "channels",
-        "sample_format",
-        "width",
-        "height",
-        "pixel_format",
-        "frame_number",
-        "fps",
-        "language",
-        "dtype",
-        "shape",
+        "__weakref__",
+        "_lease",
         "_text",
         "_value",
-        "_lease",
-        "__weakref__",
+        "channels",
+        "dtype",
+        "fps",
+        "frame_number",
+        "height",
+        "kind",
+        "language",
+        "payload",
+        "pixel_format",
+        "port",
+        "sample_format",
+        "sample_rate",
+        "sequence",
+        "session_id",
+        "shape",
+        "timestamp_ns",
+        "width",
     )
 
     kind: Kind
@@ -436,7 +442,9 @@ class RuntimeData:
             channels = 1 if channels is None else channels
             _check_u("channels", channels, 0xFFFF, 1)
             if arr.shape[0] % channels:
-                raise ValueError(f"{arr.shape[0]} samples are not a whole number of {channels}-channel frames")
+                raise ValueError(
+                    f"{arr.shape[0]} samples are not a whole number of {channels}-channel frames"
+                )
             arr = arr.reshape(-1, channels)
         else:
             raise ValueError(f"audio samples must be 1-D or 2-D, got {arr.ndim}-D")
@@ -496,7 +504,9 @@ class RuntimeData:
             raise TypeError(f"video frames must be uint8, not {arr.dtype}")
         want = _video_length(width, height, pixel_format)
         if arr.size != want:
-            raise ValueError(f"{pixel_format} {width}x{height} needs {want} bytes, frame has {arr.size}")
+            raise ValueError(
+                f"{pixel_format} {width}x{height} needs {want} bytes, frame has {arr.size}"
+            )
         shape = _video_shape(width, height, pixel_format)
         if arr.shape != shape:
             arr = arr.reshape(shape)
@@ -569,7 +579,9 @@ class RuntimeData:
         return rd
 
     @classmethod
-    def binary(cls, data: bytes | bytearray | memoryview | npt.NDArray[Any], **common: Any) -> RuntimeData:
+    def binary(
+        cls, data: bytes | bytearray | memoryview | npt.NDArray[Any], **common: Any
+    ) -> RuntimeData:
         """Opaque bytes (any C-contiguous buffer; not copied).
 
         Example:
@@ -648,7 +660,7 @@ class RuntimeData:
         if self._lease is not None:
             self._lease.release()
 
-    def __enter__(self) -> RuntimeData:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -669,7 +681,9 @@ class RuntimeData:
             "json": lambda: "",
             "binary": lambda: "",
         }[self.kind]()
-        return f"RuntimeData({self.kind} seq={self.sequence} {self.nbytes} B {meta})".replace(" )", ")")
+        return f"RuntimeData({self.kind} seq={self.sequence} {self.nbytes} B {meta})".replace(
+            " )", ")"
+        )
 
     # -- encoding ----------------------------------------------------------
 
@@ -706,7 +720,9 @@ class RuntimeData:
             _check_u("channels", ch, 0xFFFF, 1)
             frame = ch * _SAMPLE_DTYPES[fmt].itemsize
             if payload_len % frame:
-                raise ValueError(f"payload of {payload_len} bytes is not whole {ch}-channel {fmt} frames")
+                raise ValueError(
+                    f"payload of {payload_len} bytes is not whole {ch}-channel {fmt} frames"
+                )
             struct.pack_into("<IHB", h, 56, rate, ch, _SAMPLE_FORMAT_CODES[fmt])
         elif kind == "video":
             pf = self.pixel_format or ""
@@ -741,7 +757,9 @@ class RuntimeData:
                 count *= int(d)
             want = count * _WIRE_DTYPES[name].itemsize
             if want != payload_len:
-                raise ValueError(f"{name} shape {list(shape)} needs {want} bytes, payload has {payload_len}")
+                raise ValueError(
+                    f"{name} shape {list(shape)} needs {want} bytes, payload has {payload_len}"
+                )
             struct.pack_into("<BB", h, 56, _DTYPE_CODES[name], len(shape))
             struct.pack_into(f"<{len(shape)}Q", h, 64, *shape)
         return h
@@ -774,7 +792,9 @@ class RuntimeData:
         p = self.payload
         n = p.nbytes
         if len(mv) < HEADER_LEN + n:
-            raise ValueError(f"the destination has {len(mv)} bytes, the message needs {HEADER_LEN + n}")
+            raise ValueError(
+                f"the destination has {len(mv)} bytes, the message needs {HEADER_LEN + n}"
+            )
         header = self._header(
             self.sequence if sequence is None else sequence,
             self.timestamp_ns if timestamp_ns is None else timestamp_ns,
@@ -908,7 +928,10 @@ class RuntimeData:
                 raise _fail("bad_metadata", f"size {width}x{height} has a zero side")
             want = _video_length(width, height, pf)
             if want != n:
-                raise _fail("bad_metadata", f"{pf} {width}x{height} needs {want} bytes, payload has {n}")
+                raise _fail(
+                    "bad_metadata",
+                    f"{pf} {width}x{height} needs {want} bytes, payload has {n}",
+                )
             rd.width, rd.height, rd.pixel_format = width, height, pf
             rd.frame_number, rd.fps = frame_number, (fps_num, fps_den)
             rd.payload = _view(mv, _U1, n, _video_shape(width, height, pf))

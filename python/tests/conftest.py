@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from remotemedia_multiprocess._iox import IoxEnv, new_isolated_env, remove_env_files  # noqa: E402
+from remotemedia_multiprocess._iox import IoxEnv, new_isolated_env, remove_env_files
 
 REPO = Path(__file__).resolve().parents[2]
 VECTORS = REPO / "tests" / "vectors"
@@ -24,4 +25,7 @@ def iox_env() -> Iterator[IoxEnv]:
         yield env
     finally:
         env.close()
+        # Drop every iceoryx2 object of the test first, so none of them finds
+        # its files gone when it is dropped later.
+        gc.collect()
         remove_env_files(env)

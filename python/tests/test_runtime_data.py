@@ -47,7 +47,9 @@ def sample_messages() -> list[RuntimeData]:
         RuntimeData.audio(rng.standard_normal(960).astype(np.float32), 48000, channels=2),
         RuntimeData.audio(np.arange(-5, 5, dtype=np.int16), 16000),
         RuntimeData.video(rng.integers(0, 255, (2, 4, 3), dtype=np.uint8), 4, 2),
-        RuntimeData.video(np.zeros(17, np.uint8), 3, 3, "yuv420p", frame_number=7, fps=(30000, 1001)),
+        RuntimeData.video(
+            np.zeros(17, np.uint8), 3, 3, "yuv420p", frame_number=7, fps=(30000, 1001)
+        ),
         RuntimeData.text("Olá, mundo ✓ 🎉", language="pt-BR"),
         RuntimeData.text(""),
         RuntimeData.tensor(np.arange(24, dtype=np.int32).reshape(2, 3, 4)),
@@ -66,7 +68,11 @@ def test_roundtrip_every_kind(rd: RuntimeData) -> None:
     rd.timestamp_ns = 2**53 + 1
     back = roundtrip(rd)
     assert back.kind == rd.kind
-    assert (back.sequence, back.session_id, back.timestamp_ns) == (2**64 - 1, SESSION, 2**53 + 1)
+    assert (back.sequence, back.session_id, back.timestamp_ns) == (
+        2**64 - 1,
+        SESSION,
+        2**53 + 1,
+    )
     assert back.as_bytes() == rd.as_bytes()
     for field in (
         "sample_rate",
@@ -385,7 +391,10 @@ def _from_fields(f: dict[str, Any]) -> RuntimeData:
     if kind == "audio":
         dtype = "<f4" if f["sample_format"] == "f32" else "<i2"
         return RuntimeData.audio(
-            np.frombuffer(payload, dtype), f["sample_rate"], channels=f["channels"], **common
+            np.frombuffer(payload, dtype),
+            f["sample_rate"],
+            channels=f["channels"],
+            **common,
         )
     if kind == "video":
         return RuntimeData.video(
@@ -421,7 +430,11 @@ def _check_fields(rd: RuntimeData, f: dict[str, Any]) -> None:
             f["sample_format"],
         )
     elif kind == "video":
-        assert (rd.width, rd.height, rd.pixel_format) == (f["width"], f["height"], f["pixel_format"])
+        assert (rd.width, rd.height, rd.pixel_format) == (
+            f["width"],
+            f["height"],
+            f["pixel_format"],
+        )
         assert rd.frame_number == int(f["frame_number"]) and list(rd.fps) == f["fps"]
     elif kind == "text":
         assert rd.language == f["language"] and rd.text == f["text"]

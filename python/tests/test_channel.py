@@ -1,0 +1,324 @@
+"""Channels over real iceoryx2 shared memory, in one process (two nodes or
+two threads). Every test has its own isolated environment (see conftest)."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from remotemedia_multiprocess._iox import IoxEnv, remove_env_files, sweep_stale
+from remotemedia_multiprocess.channel import Channel, Publisher, Subscriber
+from remotemedia_multiprocess.errors import (
+    BackpressureTimeoutError,
+    ChannelError,
+    WireFormatError,
+)
+from remotemedia_multiprocess.runtime_data import HEADER_LEN, RuntimeData
+
+SIZES = [1, 1024, 1024 * 1024]
+
+
+def second_node(env: IoxEnv) -> IoxEnv:
+    """Another iceoryx2 node in the same environment (like another process)."""
+    return IoxEnv(env.prefix, env.root)
+
+
+def pair(
+    env: IoxEnv, name: str, capacity: int = 8
+) -> tuple[Channel, Channel, Publisher, Subscriber]:
+    ch_sub = Channel.open_or_create(env, name, capacity=capacity)
+    ch_pub = Channel.open_or_create(second_node(env), name, capacity=capacity)
+    return ch_pub, ch_sub, ch_pub.publisher(), ch_sub.subscriber()
+
+
+def make(kind: str, size: int) -> RuntimeData:
+    rng = np.random.default_rng(size)
+    if kind == "audio":
+        return RuntimeData.audio(
+            rng.integers(-(2**15), 2**15, max(size // 2, 1), dtype=np.int16), 16000
+        )
+    if kind == "video":
+        return RuntimeData.video(rng.integers(0, 256, size, dtype=np.uint8), size, 1, "gray8")
+    if kind == "text":
+        return RuntimeData.text("x" * size, language="en")
+    if kind == "tensor":
+        return RuntimeData.tensor(rng.integers(0, 256, size, dtype=np.uint8))
+    if kind == "json":
+        return RuntimeData.json("y" * max(size - 2, 0))
+    return RuntimeData.binary(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+
+
+def digest(rd: RuntimeData) -> str:
+    return hashlib.sha256(rd.as_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["1B", "1KiB", "1MiB"])
+@pytest.mark.parametrize("kind", ["audio", "video", "text", "tensor", "json", "binary"])
+def test_roundtrip_every_kind(iox_env: IoxEnv, kind: str, size: int) -> None:
+    ch_pub, ch_sub, pub, sub = pair(iox_env, f"rt_{kind}_{size}")
+    sent = make(kind, size)
+    sent.session_id = bytes(range(16))
+    pub.publish(sent, timeout=5)
+    with sub.receive(timeout=5) as got:
+        assert got is not None
+        assert got.kind == kind
+        assert got.nbytes == sent.nbytes
+        assert digest(got) == digest(sent)
+        assert got.session_id == bytes(range(16))
+        assert got.sequence == 1 and got.timestamp_ns > 0
+        assert got.owner is not None
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_payload_is_a_view_of_the_sample(iox_env: IoxEnv) -> None:
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "zc")
+    arr = np.arange(256 * 1024, dtype=np.float32)
+    pub.publish(RuntimeData.tensor(arr))
+    rd = sub.receive(timeout=5)
+    assert rd is not None
+    sample = rd.owner
+    start = int(sample.payload_ptr)
+    length = int(sample.payload().len())
+    addr = rd.array.__array_interface__["data"][0]
+    assert addr == start + HEADER_LEN
+    assert start <= addr and addr + rd.array.nbytes <= start + length
+    assert addr % 64 == 0  # payload_alignment(64) plus the 128-byte header
+    assert not rd.array.flags.writeable  # the subscriber mapping is read-only
+    np.testing.assert_array_equal(rd.array, arr)
+    # A view kept past the message keeps the sample: nothing is released yet.
+    view = rd.array[10:20]
+    del rd, sample
+    gc.collect()
+    assert sub.held == 1
+    np.testing.assert_array_equal(view, arr[10:20])
+    del view
+    gc.collect()
+    assert sub.held == 0
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_loan_writes_in_place(iox_env: IoxEnv) -> None:
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "loan")
+    msg = RuntimeData.binary(b"abc")
+    loan = pub.loan(msg.encoded_size())
+    assert np.asarray(loan.buffer).__array_interface__["data"][0] == loan.payload_ptr
+    msg.encode_into(loan.buffer)
+    assert loan.send() == 1
+    with sub.receive(timeout=5) as rd:
+        assert rd is not None and rd.as_bytes() == b"abc"
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_credits(iox_env: IoxEnv) -> None:
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "credits", capacity=4)
+    msg = RuntimeData.binary(b"x" * 100)
+    assert [pub.try_publish(msg) for _ in range(5)] == [True, True, True, True, False]
+    first = sub.receive(timeout=5)
+    assert first is not None
+    assert not pub.try_publish(msg)  # received but still held
+    first.release()
+    assert pub.try_publish(msg)
+    assert not pub.try_publish(msg)
+    seqs = []
+    for _ in range(4):
+        with sub.receive(timeout=5) as rd:
+            assert rd is not None
+            seqs.append(rd.sequence)
+    assert seqs == [2, 3, 4, 5]
+    assert sub.receive(timeout=0.05) is None
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_fan_out_returns_a_chunk_once_every_subscriber_released(
+    iox_env: IoxEnv,
+) -> None:
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "fan", capacity=2)
+    sub2 = ch_sub.subscriber()
+    msg = RuntimeData.binary(b"z")
+    assert pub.try_publish(msg) and pub.try_publish(msg)
+    assert not pub.try_publish(msg)
+    a, b = sub.receive(timeout=5), sub2.receive(timeout=5)
+    assert a is not None and b is not None
+    a.release()
+    assert not pub.try_publish(msg)
+    b.release()
+    assert pub.try_publish(msg)
+    ch_pub.close()
+    ch_sub.close()
+
+
+def consume(sub: Subscriber, n: int, delay: float, out: list[int]) -> Callable[[], None]:
+    def run() -> None:
+        for _ in range(n):
+            rd = sub.receive(timeout=10)
+            assert rd is not None
+            time.sleep(delay)
+            out.append(rd.sequence)
+            rd.release()
+
+    return run
+
+
+def test_publish_blocks_until_a_consumer_releases(iox_env: IoxEnv) -> None:
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "block", capacity=4)
+    msg = RuntimeData.binary(b"y" * 1000)
+    for _ in range(4):
+        assert pub.try_publish(msg)
+    got: list[int] = []
+    consumer = threading.Thread(target=consume(sub, 24, 0.01, got))
+    started = time.monotonic()
+    consumer.start()
+    for _ in range(20):
+        pub.publish(msg, timeout=5)  # blocks (GIL released) while the channel is full
+    consumer.join(10)
+    assert not consumer.is_alive()
+    assert got == list(range(1, 25))  # nothing lost, in order
+    assert time.monotonic() - started >= 0.2  # it waited for the slow consumer
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_backpressure_timeout_when_nobody_consumes(iox_env: IoxEnv) -> None:
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "stalled", capacity=2)
+    msg = RuntimeData.binary(b"w")
+    pub.publish(msg)
+    pub.publish(msg)
+    started = time.monotonic()
+    with pytest.raises(BackpressureTimeoutError) as info:
+        pub.publish(msg, timeout=0.3)
+    elapsed = time.monotonic() - started
+    assert 0.3 <= elapsed < 2.0
+    assert info.value.timeout_s == 0.3 and info.value.channel == "stalled"
+    assert isinstance(info.value, ChannelError)
+    # Nothing already sent was lost.
+    for seq in (1, 2):
+        with sub.receive(timeout=5) as rd:
+            assert rd is not None and rd.sequence == seq
+    pub.publish(msg, timeout=1)
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_corrupt_header_then_the_subscriber_keeps_working(iox_env: IoxEnv) -> None:
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "corrupt", capacity=4)
+    raw = ch_pub.publisher()  # the second publisher the protocol allows
+    good = RuntimeData.text("ok").encode()
+    raw.publish_bytes(b"XXXX" + good[4:])
+    raw.publish_bytes(good[:100])
+    raw.publish_bytes(good)
+    with pytest.raises(WireFormatError) as info:
+        sub.receive(timeout=5)
+    assert info.value.reason == "bad_magic"
+    with pytest.raises(WireFormatError) as info:
+        sub.receive(timeout=5)
+    assert info.value.reason == "too_short"
+    assert sub.held == 0  # bad samples were released
+    with sub.receive(timeout=5) as rd:
+        assert rd is not None and rd.text == "ok"
+    pub.publish(RuntimeData.text("still"))
+    with sub.receive(timeout=5) as rd:
+        assert rd is not None and rd.text == "still"
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_receive_raw(iox_env: IoxEnv) -> None:
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "raw")
+    pub.publish_bytes(b"\x01\x02\x03")
+    with sub.receive_raw(timeout=5) as s:
+        assert s is not None and bytes(s.data) == b"\x01\x02\x03"
+        assert s.data.readonly
+    assert sub.held == 0
+    assert sub.receive_raw(timeout=0.01) is None
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_bigger_messages_grow_the_chunks_and_keep_order(iox_env: IoxEnv) -> None:
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "grow", capacity=4)
+    assert pub.max_slice_len == 4096
+    pub.publish(RuntimeData.binary(b"a"))
+    pub.publish(RuntimeData.binary(b"b"))
+    big = np.arange(3 * 1024 * 1024, dtype=np.uint8)
+    pub.publish(RuntimeData.tensor(big))
+    assert pub.max_slice_len == 4 * 1024 * 1024
+    out = []
+    for _ in range(3):
+        rd = sub.receive(timeout=5)
+        assert rd is not None
+        out.append(rd)
+    assert [o.kind for o in out] == ["binary", "binary", "tensor"]
+    assert out[0].as_bytes() == b"a" and out[1].as_bytes() == b"b"
+    np.testing.assert_array_equal(out[2].array, big)
+    del out, rd
+    with pytest.raises(ChannelError):
+        pub.loan(pub.max_payload + 1)
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_receive_timeout_and_held_count(iox_env: IoxEnv) -> None:
+    ch = Channel.open_or_create(iox_env, "idle")
+    sub = ch.subscriber()
+    started = time.monotonic()
+    assert sub.receive(timeout=0.1) is None
+    assert time.monotonic() - started >= 0.1
+    assert sub.try_receive() is None
+    ch.close()
+    with pytest.raises(ChannelError):
+        ch.subscriber()
+
+
+def test_mismatched_settings_fail_to_open(iox_env: IoxEnv) -> None:
+    ch = Channel.open_or_create(iox_env, "settings", capacity=4)
+    with pytest.raises(ChannelError):
+        Channel.open_or_create(second_node(iox_env), "settings", capacity=16)
+    ch.close()
+
+
+def test_isolated_env_files_are_removed(iox_env: IoxEnv) -> None:
+    ch = Channel.open_or_create(iox_env, "files")
+    ch.publisher().publish(RuntimeData.binary(b"1"))
+    assert list(Path("/dev/shm").glob(f"{iox_env.prefix}*"))
+    ch.close()
+    iox_env.close()
+    remove_env_files(iox_env)
+    assert not list(Path("/dev/shm").glob(f"{iox_env.prefix}*"))
+    assert not Path(iox_env.root).exists()
+
+
+def test_sweep_stale_removes_dead_pids_only() -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        check=True,
+    )
+    dead = int(child.stdout)
+    stale_shm = Path(f"/dev/shm/rmp{dead}xdeadbeef_test")
+    stale_dir = Path(f"/tmp/rmp/rmp{dead}xdeadbeef_")
+    live_shm = Path(f"/dev/shm/rmp{os.getpid()}xcafebabe_test")
+    try:
+        stale_shm.write_bytes(b"x")
+        stale_dir.mkdir(parents=True, exist_ok=True)
+        (stale_dir / "f").write_bytes(b"x")
+        live_shm.write_bytes(b"x")
+        assert sweep_stale() >= 2
+        assert not stale_shm.exists() and not stale_dir.exists()
+        assert live_shm.exists()
+    finally:
+        live_shm.unlink(missing_ok=True)
+        stale_shm.unlink(missing_ok=True)
