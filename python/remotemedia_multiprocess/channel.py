@@ -592,7 +592,9 @@ class Subscriber:
     def __init__(self, channel: Channel) -> None:
         self.channel_name = channel.name
         self.capacity = channel.capacity
-        self._lock = threading.Lock()
+        # Reentrant: a message garbage-collected while the lock is held releases
+        # its sample through the same lock.
+        self._lock = threading.RLock()
         self._released_since_answer = False
         self._answer_pending = False
         self._held = 0
