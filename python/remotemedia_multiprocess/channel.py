@@ -89,6 +89,7 @@ MAX_LOANED_SAMPLES = 2
 # most this often: it bounds the cost of a subscriber that never drains its
 # events, without two processes ping-ponging.
 _REQUEST_INTERVAL_S = 0.02
+_MIN_BACKOFF_S = 0.0005
 _MAX_WAIT_SLICE_S = 1.0  # lets KeyboardInterrupt through a blocking receive
 
 _EVENT_DATA = iox2.EventId.new(DATA)
@@ -466,7 +467,8 @@ class Publisher:
         if loan is not None:
             return loan
         deadline = time.monotonic() + timeout
-        last_request = -1e9
+        next_request = 0.0  # request now
+        backoff = 0.0
         while True:
             now = time.monotonic()
             remaining = deadline - now
@@ -477,14 +479,23 @@ class Publisher:
                     timeout_s=timeout,
                     channel=self.channel_name,
                 )
-            if now - last_request >= _REQUEST_INTERVAL_S:
+            if now >= next_request:
                 self._notifier.notify_with_custom_event_id(_EVENT_CREDIT_REQUEST)
-                last_request = now
+                next_request = now + _REQUEST_INTERVAL_S
             # Blocks with the GIL released; drains the FREED events.
-            self._freed.timed_wait(_duration(min(remaining, _REQUEST_INTERVAL_S)))
+            woke = self._freed.timed_wait(_duration(min(remaining, next_request - now)))
             loan = self.try_loan(n)
             if loan is not None:
                 return loan
+            if woke:
+                # A FREED came but no chunk did: with fan-out the answering
+                # subscriber's release did not free the chunk (another one
+                # still holds it), and that one may have answered earlier and
+                # will not answer its release. A new request re-arms every
+                # subscriber; the growing pause keeps an idle subscriber
+                # (which answers at once) from ping-ponging with us.
+                next_request = min(next_request, time.monotonic() + backoff)
+                backoff = min(max(backoff * 2, _MIN_BACKOFF_S), _REQUEST_INTERVAL_S)
 
     def _stamp(self, rd: RuntimeData) -> tuple[int, int]:
         seq = rd.sequence

@@ -322,3 +322,31 @@ def test_sweep_stale_removes_dead_pids_only() -> None:
     finally:
         live_shm.unlink(missing_ok=True)
         stale_shm.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("capacity", [1, 2])
+def test_threads_stream_without_loss_or_stall(iox_env: IoxEnv, capacity: int) -> None:
+    """Credits under contention: a fast producer, a consumer thread, a tiny
+    channel. A missed FREED would show as a 20 ms poll per message."""
+    ch_pub, ch_sub, pub, sub = pair(iox_env, f"stream{capacity}", capacity=capacity)
+    sub2 = ch_sub.subscriber()  # fan-out: both consumers must see everything
+    n = 2000
+    got: list[int] = []
+    got2: list[int] = []
+    threads = [
+        threading.Thread(target=consume(sub, n, 0, got)),
+        threading.Thread(target=consume(sub2, n, 0, got2)),
+    ]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    msg = RuntimeData.binary(b"s" * 64)
+    for _ in range(n):
+        pub.publish(msg, timeout=10)
+    for t in threads:
+        t.join(20)
+    elapsed = time.monotonic() - started
+    assert got == list(range(1, n + 1)) and got2 == got
+    assert elapsed < 10, f"{n} messages took {elapsed:.1f} s"
+    ch_pub.close()
+    ch_sub.close()
