@@ -193,15 +193,16 @@ class Harness:
         }
         spec_path = self.tmp / f"spec-{node_id}.json"
         spec_path.write_text(json.dumps(spec))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(PYTHON_DIR), env.get("PYTHONPATH", "")]).rstrip(
-            os.pathsep
-        )
-        env["RMP_IOX2_PREFIX"] = self.prefix
-        env["RMP_IOX2_ROOT"] = self.root
-        runner = Runner(spec_path, env)
+        runner = Runner(spec_path, self.child_env())
         self.runners.append(runner)
         return runner
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        path = [str(PYTHON_DIR), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(path).rstrip(os.pathsep)
+        env.update(self.env.env_vars())
+        return env
 
     def ready(self, runner: Runner) -> None:
         hello = self.control.expect("hello")
@@ -369,6 +370,64 @@ def test_control_eof_exits_within_2s_while_process_blocks(harness: Harness) -> N
     harness.control.close()
     runner.wait(timeout=5)
     assert time.monotonic() - start < 2.0
+
+
+PARENT = """
+import json, socket, subprocess, sys
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(sys.argv[2])
+listener.listen(1)
+# Like the Deno executor: the runner's stdout and stderr are pipes to us.
+child = subprocess.Popen(
+    [sys.executable, "-m", "remotemedia_multiprocess.runner", "--spec", sys.argv[1]],
+    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+)
+conn, _ = listener.accept()
+f = conn.makefile("rb")
+while json.loads(f.readline())["type"] != "ready":
+    pass
+print(child.pid, flush=True)
+while True:
+    conn.recv(1)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_runner_exits_when_its_parent_is_killed_9(harness: Harness, tmp_path: Path) -> None:
+    harness.start("t_echo")  # writes the spec; this first runner is not used
+    harness.runners.pop().kill()
+    sock = f"{harness.root}parent.sock"
+    spec_path = tmp_path / "spec-n1.json"
+    spec = json.loads(spec_path.read_text())
+    spec["control_socket"] = sock
+    spec_path.write_text(json.dumps(spec))
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(spec_path), sock],
+        stdout=subprocess.PIPE,
+        env=harness.child_env(),
+    )
+    try:
+        assert parent.stdout is not None
+        runner_pid = int(parent.stdout.readline())
+        assert not _gone(runner_pid)
+        parent.kill()
+        parent.wait()
+        start = time.monotonic()
+        while not _gone(runner_pid) and time.monotonic() - start < 5:
+            time.sleep(0.01)
+        assert _gone(runner_pid)
+        assert time.monotonic() - start < 2.0
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
 
 
 def test_prints_reach_stdout_without_disturbing_protocol(harness: Harness) -> None:
