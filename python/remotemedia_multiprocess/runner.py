@@ -80,6 +80,10 @@ class NodeSpec:
     channel_capacity: int = 8
     max_payload_bytes: int = 64 * 1024 * 1024 + 128
     publish_timeout_secs: float = 10.0
+    max_subscribers: int = 1
+    """The subscriber count the runner asks for when it opens a channel. The
+    executor creates every channel first, with its own limit; opening needs
+    only a limit at least this large, so 1 opens whatever the executor chose."""
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> NodeSpec:
@@ -114,6 +118,7 @@ class NodeSpec:
                 channel_capacity=int(obj.get("channel_capacity", 8)),
                 max_payload_bytes=int(obj.get("max_payload_bytes", 64 * 1024 * 1024 + 128)),
                 publish_timeout_secs=float(obj.get("publish_timeout_secs", 10)),
+                max_subscribers=int(obj.get("max_subscribers", 1)),
             )
         except KeyError as e:
             raise ValueError(f"runner spec is missing {e.args[0]!r}") from None
@@ -289,7 +294,12 @@ class _Runner:
         def channel(name: str) -> Channel:
             ch = by_name.get(name)
             if ch is None:
-                ch = Channel.open_or_create(env, name, capacity=spec.channel_capacity)
+                ch = Channel.open_or_create(
+                    env,
+                    name,
+                    capacity=spec.channel_capacity,
+                    max_subscribers=spec.max_subscribers,
+                )
                 by_name[name] = ch
                 self.channels.append(ch)
             return ch

@@ -151,9 +151,11 @@ class Harness:
         self.channels: dict[str, Channel] = {}
         self.runners: list[Runner] = []
 
-    def channel(self, name: str) -> Channel:
+    def channel(self, name: str, max_subscribers: int = 8) -> Channel:
         if name not in self.channels:
-            self.channels[name] = Channel.open_or_create(self.env, name, capacity=8)
+            self.channels[name] = Channel.open_or_create(
+                self.env, name, capacity=8, max_subscribers=max_subscribers
+            )
         return self.channels[name]
 
     def start(
@@ -476,9 +478,10 @@ def test_sync_generator_with_ports(harness: Harness) -> None:
 
 
 def test_fan_in_sets_port(harness: Harness) -> None:
-    out = harness.channel("n1.out").subscriber()
-    left = harness.channel("in.l").publisher()
-    right = harness.channel("in.r").publisher()
+    # Channels sized to their readers (not the default 8): the runner opens them.
+    out = harness.channel("n1.out", max_subscribers=1).subscriber()
+    left = harness.channel("in.l", max_subscribers=1).publisher()
+    right = harness.channel("in.r", max_subscribers=2).publisher()
     runner = harness.start("t_two_inputs", inputs={"left": ["in.l"], "right": ["in.r"]})
     harness.ready(runner)
     left.publish(RuntimeData.text("1"), timeout=5)
