@@ -223,8 +223,14 @@ class _Runner:
         self.sent = 0
         self.bytes_in = 0
         self.bytes_out = 0
+        self._current_input: RuntimeData | None = None
+        # Status pairs: see _status. Guarded by _status_lock.
+        self._status_lock = threading.Lock()
         self._status_open = False
-        self._last_status = 0.0
+        self._last_status = -_STATUS_INTERVAL
+        self._busy = False
+        self._status_kick = threading.Event()
+        self._status_thread: threading.Thread | None = None
         self._watchdog: threading.Timer | None = None
 
     # -- control ---------------------------------------------------------
@@ -454,15 +460,40 @@ class _Runner:
     # -- processing ------------------------------------------------------
 
     def _status(self, processing: bool) -> None:
-        if processing:
-            now = time.monotonic()
-            if now - self._last_status >= _STATUS_INTERVAL:
-                self._last_status = now
-                self._status_open = True
-                self.send({"type": "status", "state": "processing"})
-        elif self._status_open:
-            self._status_open = False
-            self.send({"type": "status", "state": "ready"})
+        """Sends status pairs, at most one per 50 ms. A process() call that
+        starts too soon after the last pair is reported late, by the status
+        thread, if it is still running then (a long call always shows)."""
+        with self._status_lock:
+            self._busy = processing
+            if processing:
+                now = time.monotonic()
+                if now - self._last_status >= _STATUS_INTERVAL:
+                    self._last_status = now
+                    self._status_open = True
+                    self.send({"type": "status", "state": "processing"})
+                else:
+                    if self._status_thread is None:
+                        self._status_thread = threading.Thread(
+                            target=self._late_status, name="rmp-status", daemon=True
+                        )
+                        self._status_thread.start()
+                    self._status_kick.set()
+            elif self._status_open:
+                self._status_open = False
+                self.send({"type": "status", "state": "ready"})
+
+    def _late_status(self) -> None:
+        while True:
+            self._status_kick.wait()
+            self._status_kick.clear()
+            with self._status_lock:
+                due = self._last_status + _STATUS_INTERVAL
+            time.sleep(max(0.0, due - time.monotonic()))
+            with self._status_lock:
+                if self._busy and not self._status_open:
+                    self._last_status = time.monotonic()
+                    self._status_open = True
+                    self.send({"type": "status", "state": "processing"})
 
     def _handle(self, port: str, rd: RuntimeData) -> None:
         assert self.node is not None
@@ -565,7 +596,7 @@ class _Runner:
         if publisher is None:
             return  # the port is not connected in this pipeline
         if not any(data.session_id):
-            current = getattr(self, "_current_input", None)
+            current = self._current_input
             sid = current.session_id if current is not None else b""
             data.session_id = sid if any(sid) else self.session_id or data.session_id
         with self.publish_lock:

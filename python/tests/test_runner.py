@@ -577,6 +577,23 @@ def test_demo_cpu_burn_passes_through(harness: Harness) -> None:
     assert time.monotonic() - start >= 0.03
 
 
+def test_long_process_right_after_a_short_one_is_reported(harness: Harness) -> None:
+    out = harness.channel("n1.out").subscriber()
+    pub = harness.channel("in.x").publisher()
+    runner = harness.start("t_slow")
+    harness.ready(runner)
+    pub.publish(RuntimeData.text("0"), timeout=5)
+    pub.publish(RuntimeData.text("0.4"), timeout=5)
+    start = time.monotonic()
+    states = [harness.control.expect("status")["state"] for _ in range(3)]
+    # The second call starts within 50 ms of the first pair: its "processing"
+    # comes late (rate limit) but while it still runs.
+    assert states == ["processing", "ready", "processing"]
+    assert time.monotonic() - start < 0.3
+    assert harness.control.expect("status")["state"] == "ready"
+    assert [receive_text(out), receive_text(out)] == ["0", "0.4"]
+
+
 def test_list_types() -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(PYTHON_DIR), env.get("PYTHONPATH", "")])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -108,12 +109,15 @@ class TTwoInputs(MultiprocessNode):
 
 @register_node("t_slow")
 class TSlow(MultiprocessNode):
-    """Blocks in process() for config["seconds"]."""
+    """Blocks in process() for as many seconds as the input text says, or
+    config["seconds"] when it is not a number."""
 
     def process(self, data: RuntimeData) -> RuntimeData:
-        import time
-
-        time.sleep(float(self.config.get("seconds", 5)))
+        try:
+            seconds = float(data.as_text())
+        except ValueError:
+            seconds = float(self.config.get("seconds", 5))
+        time.sleep(seconds)
         return data
 
 
