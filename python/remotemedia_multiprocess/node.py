@@ -132,7 +132,8 @@ class MultiprocessNode:
 
         The default passes the input through to the first output port. The
         input (and any zero-copy view of it) is valid until ``process()``
-        returns or, for a generator, until it finishes.
+        returns or, for a generator, until it finishes: keep ``data.copy()``
+        (or a copy of its array) to use it later.
 
         Args:
             data: The input; ``data.port`` names the input port.

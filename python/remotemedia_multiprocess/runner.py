@@ -210,7 +210,6 @@ class _Runner:
         self.node_cls: type[MultiprocessNode] | None = None
         self.loop = asyncio.new_event_loop()
         self.stop_requested = threading.Event()
-        self.eof = threading.Event()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -272,7 +271,6 @@ class _Runner:
             )
 
     def _on_eof(self) -> None:
-        self.eof.set()
         self.request_stop(bounded=True)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
@@ -284,6 +282,7 @@ class _Runner:
     # -- start -----------------------------------------------------------
 
     def _init_error(self, error: str, tb: str) -> int:
+        self._close_channels()
         self.send({"type": "init_error", "error": error, "traceback": tb})
         print(
             f"init error: {error}\n{tb}",
@@ -390,6 +389,14 @@ class _Runner:
         return 0
 
     def _close_channels(self) -> None:
+        # Ports closed now leave their services at once: a subscriber that
+        # lingered until dead-node cleanup would hold its publisher's credits.
+        guards = [g for g, _ in getattr(self, "waitset_guards", [])]
+        if hasattr(self, "wake_guard"):
+            guards.append(self.wake_guard)
+        for guard in guards:
+            with contextlib.suppress(Exception):
+                guard.delete()
         self.waitset_guards = []
         for _, sub in self.subscribers:
             with contextlib.suppress(Exception):

@@ -321,6 +321,7 @@ def test_invalid_message_is_reported_and_skipped(harness: Harness) -> None:
 
 
 def test_init_error_exits_1(harness: Harness) -> None:
+    pub = harness.channel("in.x").publisher()
     runner = harness.start("t_init_fail")
     harness.control.expect("hello")
     assert harness.control.expect("progress")["message"] == "about to fail"
@@ -329,6 +330,9 @@ def test_init_error_exits_1(harness: Harness) -> None:
     assert "ValueError" in err["traceback"]
     assert "initialize" in err["traceback"]
     assert runner.wait() == 1
+    # The runner closed its subscriber before exiting: it holds no credits.
+    for i in range(20):
+        assert pub.try_publish(RuntimeData.text(str(i)))
 
 
 def test_unknown_type_and_import_failure_are_init_errors(harness: Harness) -> None:
