@@ -465,3 +465,14 @@ def test_bad_vector_fails_with_its_reason(path: Path | None) -> None:
     _skip_without(BAD)
     assert path is not None
     assert reason_of(path.read_bytes()) == _fields(path)["error"]
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    from remotemedia_multiprocess import _iox, channel, errors, runtime_data
+
+    for module in (runtime_data, errors, _iox, channel):
+        result = doctest.testmod(module)
+        assert result.failed == 0, module.__name__
+        assert result.attempted > 0, module.__name__
