@@ -15,7 +15,10 @@ Threads: the main thread runs everything that touches the node (an asyncio
 loop for its coroutines, ``process()``, publishing); a daemon thread reads the
 control socket and wakes the main thread through a pipe attached to the same
 iceoryx2 WaitSet that waits for input, so an idle runner blocks in one wait
-and uses no CPU.
+and uses no CPU. The node's coroutines run on one persistent asyncio loop;
+tasks a node starts (in ``initialize()``, say) keep running while the runner
+is idle, because the wait then moves to a worker thread (one thread hop per
+wake-up, only while such tasks exist).
 
 The node's print() and logging go to this process's real stdout and stderr
 (line-buffered), which the executor reads line by line; the protocol never
