@@ -60,9 +60,7 @@ impl RmpNode {
             let name = NodeName::new(name).map_err(|e| invalid(format!("node name: {e:?}")))?;
             builder = builder.name(&name);
         }
-        let node = builder
-            .create::<Svc>()
-            .map_err(|e| iox("node create", e))?;
+        let node = builder.create::<Svc>().map_err(|e| iox("node create", e))?;
         Ok(Self { node })
     }
 }
@@ -355,7 +353,11 @@ impl RmpPublisher {
             .min(self.max_payload);
         // Drop the old port first: max_publishers is 2 and the old one holds no chunk anymore.
         self.publisher = None;
-        self.publisher = Some(create_iox_publisher(&self.channel.pubsub, new_len, self.capacity)?);
+        self.publisher = Some(create_iox_publisher(
+            &self.channel.pubsub,
+            new_len,
+            self.capacity,
+        )?);
         self.slice_len = new_len;
         Ok(true)
     }
@@ -368,7 +370,10 @@ impl RmpPublisher {
         if len > self.max_payload {
             return Err(Error {
                 code: RMP_ERR_TOO_LARGE,
-                message: format!("loan of {len} bytes exceeds max_payload {}", self.max_payload),
+                message: format!(
+                    "loan of {len} bytes exceeds max_payload {}",
+                    self.max_payload
+                ),
             });
         }
         if len > self.slice_len && !self.grow(len)? {
@@ -377,8 +382,11 @@ impl RmpPublisher {
         match self.publisher()?.loan_slice_uninit(len) {
             Ok(sample) => {
                 let ptr = sample.payload().as_ptr() as usize;
-                if ptr % 64 != 0 {
-                    return Err(iox("publisher loan", format!("payload {ptr:#x} is not 64-byte aligned")));
+                if !ptr.is_multiple_of(64) {
+                    return Err(iox(
+                        "publisher loan",
+                        format!("payload {ptr:#x} is not 64-byte aligned"),
+                    ));
                 }
                 self.outstanding.fetch_add(1, Ordering::AcqRel);
                 Ok((
@@ -533,18 +541,14 @@ impl RmpSubscriber {
                     .create()
                     .map_err(|e| iox("data wake notifier create", e))?;
                 let thread_shared = shared.clone();
-                let watcher = Watcher::spawn(
-                    "rmp-sub-watch",
-                    Arc::new(listener),
-                    wake,
-                    move |id| {
+                let watcher =
+                    Watcher::spawn("rmp-sub-watch", Arc::new(listener), wake, move |id| {
                         if id == CREDIT_REQUEST {
                             thread_shared.on_credit_request();
                         } else if id == DATA {
                             waker.ring();
                         }
-                    },
-                )?;
+                    })?;
                 (Some(watcher), None)
             }
         };

@@ -50,7 +50,7 @@ pub fn set_last_error(message: String) {
 }
 
 /// Copies the last error into `buf` and returns its full length.
-pub fn copy_last_error(buf: *mut u8, cap: usize) -> usize {
+pub(crate) fn copy_last_error(buf: *mut u8, cap: usize) -> usize {
     LAST_ERROR.with(|e| {
         let e = e.borrow();
         let bytes = e.as_bytes();
@@ -96,7 +96,7 @@ pub fn guard_void(f: impl FnOnce()) {
 }
 
 /// Borrows a (ptr, len) byte string; NULL is allowed only when len is 0.
-pub fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8]> {
+pub(crate) fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8]> {
     if len == 0 {
         return Ok(&[]);
     }
@@ -107,6 +107,6 @@ pub fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8]> {
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
-pub fn utf8<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a str> {
+pub(crate) fn utf8<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a str> {
     std::str::from_utf8(bytes(ptr, len, what)?).map_err(|_| invalid(format!("{what} is not UTF-8")))
 }

@@ -14,8 +14,7 @@ pub struct Waker {
 
 impl Waker {
     pub fn connect(path: &str) -> Result<Self> {
-        let stream =
-            UnixStream::connect(path).map_err(|e| io(&format!("connect to {path}"), e))?;
+        let stream = UnixStream::connect(path).map_err(|e| io(&format!("connect to {path}"), e))?;
         // A stalled reader must never block a watcher thread.
         stream
             .set_nonblocking(true)

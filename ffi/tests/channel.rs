@@ -10,20 +10,6 @@ use common::*;
 use rmp_iceoryx2::error::*;
 use rmp_iceoryx2::*;
 
-/// Asserts that nothing of this isolation is left in /dev/shm or under the root, except the
-/// one file iceoryx2 keeps per prefix on purpose: the node-id generator
-/// `<prefix><hash>_node.0_10_0.global_mgmt` (the session sweeper removes it).
-fn assert_clean(iso: &Isolation) {
-    let shm: Vec<String> = iso
-        .shm_files()
-        .into_iter()
-        .filter(|f| !f.ends_with("_node.0_10_0.global_mgmt"))
-        .collect();
-    assert!(shm.is_empty(), "left in /dev/shm: {shm:?}");
-    let files = iso.root_files();
-    assert!(files.is_empty(), "left under {}: {files:?}", iso.root);
-}
-
 #[test]
 fn round_trip_1_byte_and_10_mib() {
     let iso = Isolation::new("rt");
@@ -42,7 +28,7 @@ fn round_trip_1_byte_and_10_mib() {
 
         // 10 MiB: larger than initial_max_slice_len, so the publisher grows.
         let big = pattern(10 * 1024 * 1024, 7);
-        let loan = publisher.loan(big.len()).unwrap().unwrap();
+        let mut loan = publisher.loan(big.len()).unwrap().unwrap();
         assert_eq!(loan.1 as usize % 64, 0, "loan is 64-byte aligned");
         loan.bytes().copy_from_slice(&big);
         assert_eq!(loan.send(), 1);
@@ -72,14 +58,20 @@ fn credit_exhaustion_and_release() {
         }
         // The four chunks sit in the subscriber buffer: the fifth loan must not block.
         let t = Instant::now();
-        assert!(publisher.loan(100).unwrap().is_none(), "5th loan must be WOULD_BLOCK");
+        assert!(
+            publisher.loan(100).unwrap().is_none(),
+            "5th loan must be WOULD_BLOCK"
+        );
         assert!(t.elapsed() < Duration::from_millis(100));
 
         let held: Vec<Sample> = (0..4).map(|_| sub.receive().unwrap()).collect();
         for (i, s) in held.iter().enumerate() {
             assert_eq!(s.bytes(), &[i as u8; 100], "order kept");
         }
-        assert!(publisher.loan(100).unwrap().is_none(), "held samples keep their chunks");
+        assert!(
+            publisher.loan(100).unwrap().is_none(),
+            "held samples keep their chunks"
+        );
         let mut held = held.into_iter();
         drop(held.next());
         let loan = publisher.loan(100).unwrap().expect("one chunk is back");
@@ -87,7 +79,10 @@ fn credit_exhaustion_and_release() {
         // Growth is refused (WOULD_BLOCK) while chunks are out, then works once all are back.
         assert!(publisher.loan(100_000).unwrap().is_none());
         drop(held);
-        let loan = publisher.loan(100_000).unwrap().expect("grown after all chunks returned");
+        let mut loan = publisher
+            .loan(100_000)
+            .unwrap()
+            .expect("grown after all chunks returned");
         loan.bytes()[0] = 42;
         assert_eq!(loan.send(), 1);
         assert_eq!(sub.receive().unwrap().bytes()[0], 42);
@@ -119,9 +114,16 @@ fn fan_out_shares_one_chunk() {
         assert!(publisher.loan(1).unwrap().is_none());
         drop(sa);
         drop(sa2);
-        assert!(publisher.loan(1).unwrap().is_none(), "b still holds both chunks");
+        assert!(
+            publisher.loan(1).unwrap().is_none(),
+            "b still holds both chunks"
+        );
         drop(sb);
-        publisher.loan(1).unwrap().expect("chunk back after both released").discard();
+        publisher
+            .loan(1)
+            .unwrap()
+            .expect("chunk back after both released")
+            .discard();
         drop(sb2);
     }
     assert_clean(&iso);
@@ -146,20 +148,36 @@ fn waker_rings_on_data_and_coalesces() {
         let ch = node.channel("wk/a", 8, 8);
         let publisher = ch.publisher(None, 4096);
         let sub = ch.subscriber(Some(&waker));
-        assert!(!read_byte(&mut stream, Duration::from_millis(50)), "no ring before data");
+        assert!(
+            !read_byte(&mut stream, Duration::from_millis(50)),
+            "no ring before data"
+        );
 
         let t = Instant::now();
         publisher.send_bytes(b"one");
-        assert!(read_byte(&mut stream, Duration::from_secs(2)), "ring on DATA");
+        assert!(
+            read_byte(&mut stream, Duration::from_secs(2)),
+            "ring on DATA"
+        );
         eprintln!("DATA -> waker byte: {:?}", t.elapsed());
         // Not rearmed: further data writes no byte.
         publisher.send_bytes(b"two");
-        assert!(!read_byte(&mut stream, Duration::from_millis(100)), "coalesced");
+        assert!(
+            !read_byte(&mut stream, Duration::from_millis(100)),
+            "coalesced"
+        );
         waker.rearm();
         publisher.send_bytes(b"three");
-        assert!(read_byte(&mut stream, Duration::from_secs(2)), "ring after rearm");
-        let got: Vec<Vec<u8>> = std::iter::from_fn(|| sub.receive().map(|s| s.bytes().to_vec())).collect();
-        assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+        assert!(
+            read_byte(&mut stream, Duration::from_secs(2)),
+            "ring after rearm"
+        );
+        let got: Vec<Vec<u8>> =
+            std::iter::from_fn(|| sub.receive().map(|s| s.bytes().to_vec())).collect();
+        assert_eq!(
+            got,
+            vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+        );
         drop(sub);
         drop(publisher);
     }
@@ -181,7 +199,11 @@ fn credit_flow(subscriber_has_waker: bool) {
         let node = iso.node();
         let ch = node.channel("cf/a", 2, 8);
         let publisher = ch.publisher(Some(&pub_waker), 4096);
-        let sub = ch.subscriber(if subscriber_has_waker { Some(&sub_waker) } else { None });
+        let sub = ch.subscriber(if subscriber_has_waker {
+            Some(&sub_waker)
+        } else {
+            None
+        });
         publisher.send_bytes(b"a");
         publisher.send_bytes(b"b");
         let s1 = sub.receive().unwrap();
@@ -193,12 +215,21 @@ fn credit_flow(subscriber_has_waker: bool) {
         if !subscriber_has_waker {
             assert!(sub.receive().is_none()); // drains CREDIT_REQUEST
         }
-        assert!(!read_byte(&mut pub_stream, Duration::from_millis(100)), "no FREED yet");
+        assert!(
+            !read_byte(&mut pub_stream, Duration::from_millis(100)),
+            "no FREED yet"
+        );
 
         let t = Instant::now();
         drop(s1);
-        assert!(read_byte(&mut pub_stream, Duration::from_secs(2)), "FREED rings the publisher");
-        eprintln!("release -> FREED -> publisher waker byte: {:?}", t.elapsed());
+        assert!(
+            read_byte(&mut pub_stream, Duration::from_secs(2)),
+            "FREED rings the publisher"
+        );
+        eprintln!(
+            "release -> FREED -> publisher waker byte: {:?}",
+            t.elapsed()
+        );
         publisher.loan(1).unwrap().expect("credit back").discard();
 
         // Released before the request: answered at once.
@@ -213,7 +244,10 @@ fn credit_flow(subscriber_has_waker: bool) {
         if !subscriber_has_waker {
             assert!(sub.receive().is_none());
         }
-        assert!(read_byte(&mut pub_stream, Duration::from_secs(2)), "immediate FREED");
+        assert!(
+            read_byte(&mut pub_stream, Duration::from_secs(2)),
+            "immediate FREED"
+        );
         drop(s3);
         drop(sub);
         drop(publisher);
@@ -239,7 +273,10 @@ fn too_large_and_invalid_arguments() {
         let node = iso.node();
         let ch = node.channel("tl/a", 2, 8);
         let publisher = ch.publisher(None, 4096);
-        assert_eq!(publisher.loan(MAX_PAYLOAD as usize + 1).err(), Some(RMP_ERR_TOO_LARGE));
+        assert_eq!(
+            publisher.loan(MAX_PAYLOAD as usize + 1).err(),
+            Some(RMP_ERR_TOO_LARGE)
+        );
         assert!(last_error().contains("max_payload"), "{}", last_error());
         assert_eq!(publisher.loan(0).err(), Some(RMP_ERR_INVALID_ARGUMENT));
 
@@ -247,24 +284,59 @@ fn too_large_and_invalid_arguments() {
         let mut p = std::ptr::null_mut();
         // SAFETY: NULL handles are part of the contract being tested.
         unsafe {
-            assert_eq!(rmp_publisher_loan(std::ptr::null_mut(), 1, &mut out, &mut p), RMP_ERR_INVALID_ARGUMENT);
-            assert_eq!(rmp_publisher_loan(publisher.0, 1, std::ptr::null_mut(), &mut p), RMP_ERR_INVALID_ARGUMENT);
-            assert_eq!(rmp_loan_send(std::ptr::null_mut(), std::ptr::null_mut()), RMP_ERR_INVALID_ARGUMENT);
-            assert_eq!(rmp_publisher_request_credit(std::ptr::null_mut()), RMP_ERR_INVALID_ARGUMENT);
+            assert_eq!(
+                rmp_publisher_loan(std::ptr::null_mut(), 1, &mut out, &mut p),
+                RMP_ERR_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                rmp_publisher_loan(publisher.0, 1, std::ptr::null_mut(), &mut p),
+                RMP_ERR_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                rmp_loan_send(std::ptr::null_mut(), std::ptr::null_mut()),
+                RMP_ERR_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                rmp_publisher_request_credit(std::ptr::null_mut()),
+                RMP_ERR_INVALID_ARGUMENT
+            );
             let mut n = 0u64;
-            assert_eq!(rmp_publisher_subscriber_count(std::ptr::null_mut(), &mut n), RMP_ERR_INVALID_ARGUMENT);
+            assert_eq!(
+                rmp_publisher_subscriber_count(std::ptr::null_mut(), &mut n),
+                RMP_ERR_INVALID_ARGUMENT
+            );
             let mut s = std::ptr::null_mut();
             let mut sp = std::ptr::null();
-            assert_eq!(rmp_subscriber_receive(std::ptr::null_mut(), &mut s, &mut sp, &mut n), RMP_ERR_INVALID_ARGUMENT);
+            assert_eq!(
+                rmp_subscriber_receive(std::ptr::null_mut(), &mut s, &mut sp, &mut n),
+                RMP_ERR_INVALID_ARGUMENT
+            );
             let mut ch_out = std::ptr::null_mut();
-            assert_eq!(rmp_channel_open_or_create(node.0, b"x".as_ptr(), 1, 0, 8, &mut ch_out), RMP_ERR_INVALID_ARGUMENT);
+            assert_eq!(
+                rmp_channel_open_or_create(node.0, b"x".as_ptr(), 1, 0, 8, &mut ch_out),
+                RMP_ERR_INVALID_ARGUMENT
+            );
             let mut w = std::ptr::null_mut();
             let bad = b"/nonexistent/dir/sock";
-            assert_eq!(rmp_waker_create(bad.as_ptr(), bad.len(), &mut w), RMP_ERR_IO);
+            assert_eq!(
+                rmp_waker_create(bad.as_ptr(), bad.len(), &mut w),
+                RMP_ERR_IO
+            );
             assert!(last_error().contains("connect"), "{}", last_error());
             let mut nd = std::ptr::null_mut();
             let bad_utf8 = [0xffu8, 0xfe];
-            assert_eq!(rmp_node_create(std::ptr::null(), 0, bad_utf8.as_ptr(), 2, b"/tmp/".as_ptr(), 5, &mut nd), RMP_ERR_INVALID_ARGUMENT);
+            assert_eq!(
+                rmp_node_create(
+                    std::ptr::null(),
+                    0,
+                    bad_utf8.as_ptr(),
+                    2,
+                    b"/tmp/".as_ptr(),
+                    5,
+                    &mut nd
+                ),
+                RMP_ERR_INVALID_ARGUMENT
+            );
             // Destroy functions accept NULL.
             rmp_node_destroy(std::ptr::null_mut());
             rmp_channel_destroy(std::ptr::null_mut());
@@ -291,7 +363,13 @@ fn cleanup_dead_nodes_on_clean_prefix_finds_none() {
         let mut n = 99u64;
         // SAFETY: valid strings and out slot.
         check(unsafe {
-            rmp_cleanup_dead_nodes(iso.prefix.as_ptr(), iso.prefix.len(), iso.root.as_ptr(), iso.root.len(), &mut n)
+            rmp_cleanup_dead_nodes(
+                iso.prefix.as_ptr(),
+                iso.prefix.len(),
+                iso.root.as_ptr(),
+                iso.root.len(),
+                &mut n,
+            )
         });
         assert_eq!(n, 0, "a live node is not dead");
     }

@@ -104,7 +104,14 @@ impl Node {
         let mut out = ptr::null_mut();
         // SAFETY: live node, valid name, out slot.
         check(unsafe {
-            rmp_channel_open_or_create(self.0, name.as_ptr(), name.len(), capacity, max_subscribers, &mut out)
+            rmp_channel_open_or_create(
+                self.0,
+                name.as_ptr(),
+                name.len(),
+                capacity,
+                max_subscribers,
+                &mut out,
+            )
         });
         Channel(out)
     }
@@ -157,7 +164,10 @@ impl Publisher {
     }
     /// Loans, copies `data` in, sends; returns the recipients.
     pub fn send_bytes(&self, data: &[u8]) -> u64 {
-        let loan = self.loan(data.len()).expect("loan failed").expect("channel full");
+        let mut loan = self
+            .loan(data.len())
+            .expect("loan failed")
+            .expect("channel full");
         loan.bytes().copy_from_slice(data);
         loan.send()
     }
@@ -179,7 +189,7 @@ impl Drop for Publisher {
     }
 }
 impl Loan {
-    pub fn bytes(&self) -> &mut [u8] {
+    pub fn bytes(&mut self) -> &mut [u8] {
         // SAFETY: the loan owns len writable bytes at ptr until sent or discarded.
         unsafe { std::slice::from_raw_parts_mut(self.1, self.2) }
     }
@@ -265,5 +275,21 @@ impl Drop for Waker {
 
 /// Deterministic, position-dependent bytes so that any misplaced byte is detected.
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed).collect()
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
+        .collect()
+}
+
+/// Asserts that nothing of this isolation is left in /dev/shm or under the root, except the
+/// one file iceoryx2 keeps per prefix on purpose: the node-id generator
+/// `<prefix><hash>_node.0_10_0.global_mgmt` (the session sweeper removes it).
+pub fn assert_clean(iso: &Isolation) {
+    let shm: Vec<String> = iso
+        .shm_files()
+        .into_iter()
+        .filter(|f| !f.ends_with("_node.0_10_0.global_mgmt"))
+        .collect();
+    assert!(shm.is_empty(), "left in /dev/shm: {shm:?}");
+    let files = iso.root_files();
+    assert!(files.is_empty(), "left under {}: {files:?}", iso.root);
 }
