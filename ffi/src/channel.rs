@@ -10,6 +10,7 @@ use iceoryx2::port::listener::Listener;
 use iceoryx2::port::notifier::Notifier;
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::port::update_connections::UpdateConnections;
 use iceoryx2::port::LoanError;
 use iceoryx2::prelude::*;
 use iceoryx2::sample::Sample;
@@ -337,6 +338,7 @@ impl RmpPublisher {
         }
         {
             let publisher = self.publisher()?;
+            let _ = publisher.update_connections();
             let mut probe = Vec::with_capacity(self.capacity);
             for _ in 0..self.capacity {
                 match publisher.loan_slice_uninit(1) {
@@ -379,7 +381,17 @@ impl RmpPublisher {
         if len > self.slice_len && !self.grow(len)? {
             return Ok((RMP_WOULD_BLOCK, None));
         }
-        match self.publisher()?.loan_slice_uninit(len) {
+        let publisher = self.publisher()?;
+        let mut result = publisher.loan_slice_uninit(len);
+        if matches!(result, Err(LoanError::OutOfMemory)) {
+            // Chunks held by a subscriber that is gone (dropped, or a dead node that was
+            // cleaned up) come back only when the connections are updated, which send() does
+            // but loan() does not.
+            // A failed connection to one subscriber must not fail the loan: ignored here.
+            let _ = publisher.update_connections();
+            result = publisher.loan_slice_uninit(len);
+        }
+        match result {
             Ok(sample) => {
                 let ptr = sample.payload().as_ptr() as usize;
                 if !ptr.is_multiple_of(64) {

@@ -182,3 +182,62 @@ fn python_opens_rust_services_and_exchanges_both_ways() {
     let _ = std::fs::remove_file(&sock);
     assert_clean(&iso);
 }
+
+#[test]
+fn dead_python_subscriber_is_cleaned_up() {
+    let iso = Isolation::new("dn");
+    {
+        let node = iso.node();
+        let ch = node.channel("dn/a", CAPACITY, 8);
+        let publisher = ch.publisher(None, 4096);
+        let script = format!("{}/tests/interop_peer.py", env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new(python())
+            .args([
+                "-u",
+                &script,
+                "linger",
+                &iso.prefix,
+                &iso.root,
+                "dn/a",
+                &CAPACITY.to_string(),
+                "8",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the Python peer");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        assert_eq!(publisher.subscriber_count(), 1);
+        // The dead subscriber still holds chunks in its buffer: fill the channel.
+        for _ in 0..CAPACITY {
+            assert_eq!(publisher.send_bytes(&[1; 8]), 1);
+        }
+        assert!(publisher.loan(8).unwrap().is_none());
+
+        child.kill().unwrap();
+        child.wait().unwrap(); // reaped: its file locks are gone
+        let mut cleaned = 0u64;
+        // SAFETY: valid strings and out slot.
+        check(unsafe {
+            rmp_iceoryx2::rmp_cleanup_dead_nodes(
+                iso.prefix.as_ptr(),
+                iso.prefix.len(),
+                iso.root.as_ptr(),
+                iso.root.len(),
+                &mut cleaned,
+            )
+        });
+        assert_eq!(cleaned, 1, "one dead node");
+        assert_eq!(publisher.subscriber_count(), 0);
+        // Its chunks came back: the publisher can loan again.
+        publisher
+            .loan(8)
+            .unwrap()
+            .expect("chunks reclaimed from the dead subscriber")
+            .discard();
+    }
+    assert_clean(&iso);
+}

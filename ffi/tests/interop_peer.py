@@ -2,6 +2,7 @@
 services that the Rust crate created, with the builder calls documented in ffi/README.md.
 
 Usage: interop_peer.py PREFIX ROOT DOWN UP CAPACITY MAX_SUBSCRIBERS
+       interop_peer.py linger PREFIX ROOT NAME CAPACITY MAX_SUBSCRIBERS
 DOWN is published by Rust (Python subscribes), UP is published by Python (Rust subscribes).
 Progress lines go to stdout; commands come from stdin, one per line.
 """
@@ -96,7 +97,19 @@ class GrowingPublisher:
             raise
 
 
+def linger(prefix: str, root: str, name: str, capacity: int, max_subs: int) -> None:
+    """Subscribes to `name`, says ready and blocks until killed (dead-node tests)."""
+    node = make_node(prefix, root)
+    pubsub, _data, _freed = open_channel(node, name, capacity, max_subs)
+    _subscriber = pubsub.subscriber_builder().buffer_size(capacity).create()
+    say("ready")
+    sys.stdin.read()
+
+
 def main() -> None:
+    if sys.argv[1] == "linger":
+        linger(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+        return
     prefix, root, down, up, capacity_s, max_subs_s = sys.argv[1:7]
     capacity, max_subs = int(capacity_s), int(max_subs_s)
     node = make_node(prefix, root)
