@@ -375,3 +375,29 @@ fn cleanup_dead_nodes_on_clean_prefix_finds_none() {
     }
     assert_clean(&iso);
 }
+
+#[test]
+fn hot_path_loan_send_receive_release() {
+    let iso = Isolation::new("hp");
+    {
+        let node = iso.node();
+        let ch = node.channel("hp/a", 8, 8);
+        let publisher = ch.publisher(None, 4096);
+        let sub = ch.subscriber(None);
+        let data = pattern(1024, 5);
+        let n = 10_000u32;
+        let t = Instant::now();
+        for _ in 0..n {
+            let mut loan = publisher.loan(data.len()).unwrap().unwrap();
+            loan.bytes().copy_from_slice(&data);
+            loan.send();
+            let s = sub.receive().unwrap();
+            assert_eq!(s.2, data.len());
+        }
+        let per = t.elapsed() / n;
+        eprintln!("in-process loan+write 1 KiB+send+notify+receive+release: {per:?} per message");
+        // Generous bound (debug builds, noisy 2-core machine); catches a pathological path.
+        assert!(per < Duration::from_micros(500), "{per:?} per message");
+    }
+    assert_clean(&iso);
+}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+import time
 
 import iceoryx2 as iox2
 
@@ -18,6 +19,19 @@ DATA = iox2.EventId.new(1)
 CREDIT_REQUEST = iox2.EventId.new(2)
 FREED = iox2.EventId.new(1)
 WAIT = iox2.Duration.from_secs(10)
+
+
+def wait_for(
+    listener: iox2.Listener, event: iox2.EventId, seconds: float = 10.0
+) -> bool:
+    """Waits until `event` arrives. A wait may return early with no event at all (the wake-up
+    primitive counts notifications, the id set coalesces them), so loop on a deadline."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        left = iox2.Duration.from_secs_f64(max(deadline - time.monotonic(), 0.001))
+        if event.as_value in [e.id.as_value for e in listener.timed_wait(left)]:
+            return True
+    return False
 
 
 def say(line: str) -> None:
@@ -50,8 +64,16 @@ def open_channel(node: iox2.Node, name: str, capacity: int, max_subscribers: int
         .max_publishers(2)
         .open_or_create()
     )
-    data = node.service_builder(iox2.ServiceName.new(name + "/data")).event().open_or_create()
-    freed = node.service_builder(iox2.ServiceName.new(name + "/freed")).event().open_or_create()
+    data = (
+        node.service_builder(iox2.ServiceName.new(name + "/data"))
+        .event()
+        .open_or_create()
+    )
+    freed = (
+        node.service_builder(iox2.ServiceName.new(name + "/freed"))
+        .event()
+        .open_or_create()
+    )
     return pubsub, data, freed
 
 
@@ -108,7 +130,9 @@ def linger(prefix: str, root: str, name: str, capacity: int, max_subs: int) -> N
 
 def main() -> None:
     if sys.argv[1] == "linger":
-        linger(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+        linger(
+            sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+        )
         return
     prefix, root, down, up, capacity_s, max_subs_s = sys.argv[1:7]
     capacity, max_subs = int(capacity_s), int(max_subs_s)
@@ -179,9 +203,8 @@ def main() -> None:
             while loan is None and rounds < 5:
                 rounds += 1
                 up_notifier.notify_with_custom_event_id(CREDIT_REQUEST)
-                ids = [e.id.as_value for e in up_freed_listener.timed_wait(WAIT)]
-                if FREED.as_value not in ids:
-                    say(f"error no FREED, got {ids}")
+                if not wait_for(up_freed_listener, FREED):
+                    say("error no FREED")
                     return
                 loan = publisher.loan(10)
             say("resumed" if loan is not None else "error still full")
@@ -197,13 +220,9 @@ def main() -> None:
                 while (s := subscriber.receive()) is not None:
                     held.append(s)
             say(f"holding {len(held)}")
-            got_request = False
-            while not got_request:
-                ids = [e.id.as_value for e in down_listener.timed_wait(WAIT)]
-                got_request = CREDIT_REQUEST.as_value in ids
-                if not ids:
-                    say("error no credit request")
-                    return
+            if not wait_for(down_listener, CREDIT_REQUEST):
+                say("error no credit request")
+                return
             held.pop(0).delete()
             down_freed_notifier.notify()
             say("answered")
