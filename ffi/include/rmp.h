@@ -77,14 +77,20 @@ void rmp_waker_rearm(RmpWaker *waker);
  * that must already be destroyed. */
 void rmp_waker_destroy(RmpWaker *waker);
 
-/* A publisher with the protocol's settings. waker may be NULL (no thread);
- * otherwise a thread rings it when FREED arrives. */
+/* A publisher with the protocol's settings: exactly `capacity` chunks of
+ * initial_max_slice_len bytes (Static allocation, see ffi/README.md "Growth").
+ * waker may be NULL (no thread); otherwise a thread rings it when FREED
+ * arrives. */
 int32_t rmp_publisher_create(RmpChannel *channel, RmpWaker *waker,
                              uint64_t initial_max_slice_len,
                              uint64_t max_payload, RmpPublisher **out);
 /* Loans len bytes (1 <= len <= max_payload). RMP_OK: *out_loan and *out_ptr
- * (64-byte aligned, writable, len bytes) are set. RMP_WOULD_BLOCK: no chunk
- * is free (the channel is full). */
+ * (64-byte aligned, writable, len bytes, NOT zeroed) are set. RMP_WOULD_BLOCK:
+ * no chunk is free (the channel is full). A loan larger than the current chunk
+ * size replaces the publisher's port by a larger one once every chunk is back
+ * (RMP_WOULD_BLOCK until then; RMP_ERR_INVALID_ARGUMENT if an unsent loan of
+ * this publisher is outstanding). len > max_payload: RMP_ERR_TOO_LARGE.
+ * At most `capacity` unsent loans per publisher. */
 int32_t rmp_publisher_loan(RmpPublisher *publisher, uint64_t len,
                            RmpLoan **out_loan, uint8_t **out_ptr);
 /* Sends the loan (always consumed, even on error), then notifies DATA.
