@@ -178,6 +178,23 @@ fn waker_rings_on_data_and_coalesces() {
             got,
             vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
         );
+        // send -> watcher thread -> socket byte, measured with a blocking read.
+        let mut lat: Vec<Duration> = (0..100)
+            .map(|_| {
+                waker.rearm();
+                let t = Instant::now();
+                publisher.send_bytes(b"x");
+                assert!(read_byte(&mut stream, Duration::from_secs(2)));
+                let d = t.elapsed();
+                drop(sub.receive().unwrap());
+                d
+            })
+            .collect();
+        lat.sort();
+        eprintln!(
+            "send -> DATA -> waker byte: p50 {:?} p95 {:?}",
+            lat[50], lat[95]
+        );
         drop(sub);
         drop(publisher);
     }
