@@ -109,7 +109,7 @@ impl RmpChannel {
         if capacity == 0 || max_subscribers == 0 {
             return Err(invalid("capacity and max_subscribers must be >= 1"));
         }
-        let alignment = Alignment::new(64).ok_or_else(|| invalid("alignment"))?;
+        let alignment = Alignment::new(8).ok_or_else(|| invalid("alignment"))?;
         let pubsub = node
             .node
             .service_builder(&service_name(name)?)
@@ -394,10 +394,10 @@ impl RmpPublisher {
         match result {
             Ok(sample) => {
                 let ptr = sample.payload().as_ptr() as usize;
-                if !ptr.is_multiple_of(64) {
+                if !ptr.is_multiple_of(8) {
                     return Err(iox(
                         "publisher loan",
-                        format!("payload {ptr:#x} is not 64-byte aligned"),
+                        format!("payload {ptr:#x} is not 8-byte aligned"),
                     ));
                 }
                 self.outstanding.fetch_add(1, Ordering::AcqRel);

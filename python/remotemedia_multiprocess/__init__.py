@@ -15,6 +15,8 @@ from .errors import (
     WireFormatError,
     WireFormatReason,
 )
+from .node import MultiprocessNode, register_node, registered_types
+from .pipeline import Pipeline, PipelineValidationError
 from .runtime_data import RuntimeData
 
 __version__ = "0.1.0"
@@ -27,6 +29,9 @@ __all__ = [
     "IoxEnv",
     "Loan",
     "MultiprocessError",
+    "MultiprocessNode",
+    "Pipeline",
+    "PipelineValidationError",
     "Publisher",
     "RawSample",
     "RuntimeData",
@@ -34,6 +39,8 @@ __all__ = [
     "WireFormatError",
     "WireFormatReason",
     "new_isolated_env",
+    "register_node",
+    "registered_types",
     "remove_env_files",
     "sweep_stale",
 ]

@@ -50,9 +50,7 @@ __all__ = [
     "PortRef",
 ]
 
-ConfigValue: TypeAlias = (
-    "str | int | float | bool | list[ConfigValue] | dict[str, ConfigValue]"
-)
+ConfigValue: TypeAlias = "str | int | float | bool | list[ConfigValue] | dict[str, ConfigValue]"
 """A value allowed in a node's config: what both JSON and TOML can hold."""
 
 PipelineErrorCode = Literal[
@@ -77,9 +75,7 @@ class PipelineValidationError(ValueError):
     ``str(e)`` is ``"<code>: <details>"``.
     """
 
-    def __init__(
-        self, code: PipelineErrorCode, message: str, node_id: str | None = None
-    ) -> None:
+    def __init__(self, code: PipelineErrorCode, message: str, node_id: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code: PipelineErrorCode = code
         self.node_id = node_id
@@ -128,7 +124,9 @@ class InputChannel:
 
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
-_NAME_RULE = 'use letters, digits, "_" and "-", starting with a letter or "_", at most 64 characters'
+_NAME_RULE = (
+    'use letters, digits, "_" and "-", starting with a letter or "_", at most 64 characters'
+)
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 _TOP_KEYS = ("version", "name", "nodes", "connections", "inputs", "outputs")
@@ -263,11 +261,7 @@ def _check_definition(raw: object) -> dict[str, Any]:
     """Checks the schema shape and returns a normalized deep copy."""
     o = _check_object(raw, "$", _TOP_KEYS, ("version",))
     version = o["version"]
-    if (
-        isinstance(version, bool)
-        or not isinstance(version, (int, float))
-        or version != 1
-    ):
+    if isinstance(version, bool) or not isinstance(version, (int, float)) or version != 1:
         got = (
             str(version)
             if isinstance(version, (int, float)) and not isinstance(version, bool)
@@ -290,15 +284,11 @@ def _check_definition(raw: object) -> dict[str, Any]:
             {
                 "id": _check_name("node id", no["id"], _at(p, "id")),
                 "type": _check_non_empty_string(no["type"], _at(p, "type")),
-                "config": _check_config(no["config"], _at(p, "config"))
-                if "config" in no
-                else {},
+                "config": _check_config(no["config"], _at(p, "config")) if "config" in no else {},
             }
         )
     d["connections"] = []
-    for i, c in enumerate(
-        _check_array(o.get("connections", _MISSING), "$.connections")
-    ):
+    for i, c in enumerate(_check_array(o.get("connections", _MISSING), "$.connections")):
         p = _at("$.connections", i)
         co = _check_object(c, p, ("from", "to"), ("from", "to"))
         d["connections"].append(
@@ -318,9 +308,7 @@ def _check_definition(raw: object) -> dict[str, Any]:
         d["inputs"].append(
             {
                 "name": name,
-                "to": [
-                    _check_port_ref(t, _at(_at(p, "to"), j)) for j, t in enumerate(to)
-                ],
+                "to": [_check_port_ref(t, _at(_at(p, "to"), j)) for j, t in enumerate(to)],
             }
         )
     d["outputs"] = []
@@ -376,11 +364,7 @@ def _toml_value(v: ConfigValue) -> str:
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if not v:
         return "{}"
-    return (
-        "{ "
-        + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items())
-        + " }"
-    )
+    return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
 
 
 def _toml_port_ref(r: Mapping[str, str]) -> str:
@@ -400,9 +384,7 @@ def _definition_to_toml(d: Mapping[str, Any]) -> str:
         ]
         if n["config"]:
             lines += ["", "[nodes.config]"]
-            lines += [
-                f"{_toml_key(k)} = {_toml_value(v)}" for k, v in n["config"].items()
-            ]
+            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in n["config"].items()]
     for c in d["connections"]:
         lines += [
             "",
@@ -444,9 +426,7 @@ def _extension_of(path: str | os.PathLike[str]) -> Literal["json", "toml"]:
         return "json"
     if ext == "toml":
         return "toml"
-    raise ValueError(
-        f'Cannot tell the pipeline format of "{s}": use a .json or .toml file'
-    )
+    raise ValueError(f'Cannot tell the pipeline format of "{s}": use a .json or .toml file')
 
 
 class Pipeline:
@@ -481,16 +461,12 @@ class Pipeline:
             {
                 "id": _check_name("node id", node_id, ""),
                 "type": _check_non_empty_string(node_type, "node type"),
-                "config": _check_config(
-                    dict(config) if config is not None else {}, "config"
-                ),
+                "config": _check_config(dict(config) if config is not None else {}, "config"),
             }
         )
         return self
 
-    def connect(
-        self, from_node: str, from_port: str, to_node: str, to_port: str
-    ) -> Pipeline:
+    def connect(self, from_node: str, from_port: str, to_node: str, to_port: str) -> Pipeline:
         """Connects an output port to an input port (fan-out and fan-in allowed)."""
         self._connections.append(
             {
@@ -592,9 +568,7 @@ class Pipeline:
             for label, ref, direction in refs:
                 node_type = by_id[ref["node"]]["type"]
                 info = registry[node_type]
-                ports = list(
-                    info["inputs"] if direction == "input" else info["outputs"]
-                )
+                ports = list(info["inputs"] if direction == "input" else info["outputs"])
                 if ref["port"] not in ports:
                     raise PipelineValidationError(
                         "unknown_port",
@@ -644,11 +618,7 @@ class Pipeline:
             adj.setdefault(n["id"], [])
         for c in self._connections:
             nxt = adj.get(c["from"]["node"])
-            if (
-                nxt is not None
-                and c["to"]["node"] in adj
-                and c["to"]["node"] not in nxt
-            ):
+            if nxt is not None and c["to"]["node"] in adj and c["to"]["node"] not in nxt:
                 nxt.append(c["to"]["node"])
         return adj
 
@@ -756,9 +726,7 @@ class Pipeline:
     def node_ports(self, node_id: str) -> NodePorts:
         """The channels a node reads (port -> channels) and writes (port -> channel)."""
         if not any(n["id"] == node_id for n in self._nodes):
-            raise PipelineValidationError(
-                "unknown_node", f'no node "{node_id}"', node_id
-            )
+            raise PipelineValidationError("unknown_node", f'no node "{node_id}"', node_id)
         inputs: dict[str, list[str]] = {}
         outputs: dict[str, str] = {}
 
@@ -813,9 +781,7 @@ class Pipeline:
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as e:
-            raise PipelineValidationError(
-                "invalid_schema", f"$: invalid JSON: {e}"
-            ) from e
+            raise PipelineValidationError("invalid_schema", f"$: invalid JSON: {e}") from e
         return cls.from_dict(raw)
 
     def to_toml(self) -> str:
@@ -828,9 +794,7 @@ class Pipeline:
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            raise PipelineValidationError(
-                "invalid_schema", f"$: invalid TOML: {e}"
-            ) from e
+            raise PipelineValidationError("invalid_schema", f"$: invalid TOML: {e}") from e
         return cls.from_dict(raw)
 
     @classmethod

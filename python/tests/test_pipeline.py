@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from remotemedia_multiprocess.pipeline import (
     Channel,
     InputChannel,
@@ -145,12 +146,8 @@ def test_typescript_written_fixtures_load_and_python_writes_the_same_bytes() -> 
         assert p.to_dict() == expected.to_dict(), name
         p.validate()
     # One schema, one layout: Python writes byte for byte what TypeScript wrote.
-    assert (FIXTURES / "ts_written.toml").read_text(
-        encoding="utf-8"
-    ) == expected.to_toml()
-    assert (FIXTURES / "ts_written.json").read_text(
-        encoding="utf-8"
-    ) == expected.to_json()
+    assert (FIXTURES / "ts_written.toml").read_text(encoding="utf-8") == expected.to_toml()
+    assert (FIXTURES / "ts_written.json").read_text(encoding="utf-8") == expected.to_json()
 
 
 def test_round_trips_keep_the_definition(tmp_path: Path) -> None:
@@ -176,9 +173,7 @@ def test_hand_written_toml_and_its_json_twin_load_alike() -> None:
 
 
 def _cases() -> list[dict[str, Any]]:
-    return json.loads(
-        (FIXTURES / "validation" / "cases.json").read_text(encoding="utf-8")
-    )
+    return json.loads((FIXTURES / "validation" / "cases.json").read_text(encoding="utf-8"))
 
 
 def test_there_are_shared_cases() -> None:
@@ -306,9 +301,7 @@ def test_empty_registry_lists_no_types() -> None:
         ),
     ],
 )
-def test_builder_rejects_bad_names_and_values(
-    call: Any, code: str, message: str
-) -> None:
+def test_builder_rejects_bad_names_and_values(call: Any, code: str, message: str) -> None:
     p = Pipeline().add_node("t", "x" * 64)
     with pytest.raises(PipelineValidationError) as exc:
         call(p)
@@ -410,9 +403,7 @@ def test_channels_fan_out_and_deno_reads() -> None:
         Channel("merge.out", PortRef("merge", "out"), [], ["reply"], True),
     ]
     assert p.input_channels() == [
-        InputChannel(
-            "in.audio", "audio", [PortRef("resample", "in"), PortRef("vad", "raw")]
-        ),
+        InputChannel("in.audio", "audio", [PortRef("resample", "in"), PortRef("vad", "raw")]),
         InputChannel("in.prompt", "prompt", [PortRef("llm", "system")]),
     ]
 

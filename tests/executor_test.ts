@@ -1,0 +1,297 @@
+import { assert, assertEquals, assertRejects } from "./support/assert.ts";
+import { MultiprocessExecutor } from "../lib/executor.ts";
+import {
+  NodeInitError,
+  NodeProcessError,
+  PipelineValidationError,
+  ProcessCrashError,
+  ProcessSpawnError,
+  ResourceLimitError,
+} from "../lib/errors.ts";
+import { leftovers } from "../lib/isolation.ts";
+import { Pipeline } from "../lib/pipeline.ts";
+import { binary, text, type TextData } from "../lib/runtime_data.ts";
+import type { ProgressEvent, Session } from "../lib/session.ts";
+import { fillPattern, sha256 } from "./support/shm.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const modules = {
+  modules: ["demo_nodes", "exec_nodes"],
+  modulePaths: [`${root}examples/nodes`, `${root}tests/nodes`],
+};
+const python = `${root}.venv/bin/python`;
+
+function executor(extra: Record<string, unknown> = {}): MultiprocessExecutor {
+  return new MultiprocessExecutor({
+    python: { executable: python },
+    initTimeoutSecs: 30,
+    ...extra,
+  });
+}
+
+function single(
+  type: string,
+  config: Record<string, string | number> = {},
+): Pipeline {
+  return new Pipeline().addNode(type, "n", config).addInput("in", "n", "in")
+    .addOutput("out", "n", "out");
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !stat.split(") ")[1].startsWith("Z");
+  } catch {
+    return false;
+  }
+}
+
+async function expectGone(session: Session): Promise<void> {
+  await session.close();
+  for (const s of session.status()) {
+    assert(!alive(s.pid!), `process of ${s.nodeId} is gone`);
+  }
+}
+
+Deno.test("an echo node returns text and 1 MiB intact through shared memory", async () => {
+  await using ex = executor();
+  const session = await ex.createSession(single("echo"), {
+    ...modules,
+    printLogs: false,
+  });
+  const iso = (await session.stats()).processes.length;
+  assertEquals(iso, 1);
+  await session.initialize();
+  await session.send("in", text("hello"));
+  const payload = new Uint8Array(1 << 20);
+  fillPattern(payload, 7);
+  await session.send("in", binary(payload));
+  const got: string[] = [];
+  for await (const sample of session.receive("out")) {
+    const data = sample.data;
+    got.push(
+      data.kind === "text"
+        ? (data as TextData).text
+        : await sha256((data as { data: Uint8Array }).data),
+    );
+    if (got.length === 2) break;
+  }
+  assertEquals(got, ["hello", await sha256(payload)]);
+  const stats = await session.stats();
+  assertEquals(stats.processes[0].received, 2);
+  assert(stats.processes[0].rssBytes! > 0);
+  await expectGone(session);
+});
+
+Deno.test("a silent 5 s loader yields progress at least every 2 s; ready means initialized", async () => {
+  await using ex = executor();
+  const events: ProgressEvent[] = [];
+  const started = performance.now();
+  await using session = await ex.createSession(
+    single("silent_loader", { seconds: 5 }),
+    {
+      ...modules,
+      printLogs: false,
+      onProgress: (e) => events.push(e),
+    },
+  );
+  await session.initialize();
+  const took = performance.now() - started;
+  assert(took >= 5000, `initialize resolved after ${took} ms`);
+  const loading = events.filter((e) => e.phase !== "ready");
+  assert(loading.length >= 2, `${loading.length} progress events`);
+  for (let i = 1; i < events.length; i++) {
+    assert(
+      events[i].elapsedMs - events[i - 1].elapsedMs <= 2000,
+      "no gap over 2 s",
+    );
+  }
+  assertEquals(events.at(-1)!.phase, "ready");
+});
+
+Deno.test("CPU-bound nodes on parallel branches run at the same time", async () => {
+  await using ex = executor();
+  const pipeline = new Pipeline()
+    .addNode("cpu_burn", "a", { ms: 400 })
+    .addNode("cpu_burn", "b", { ms: 400 })
+    .addInput("in", "a", "in")
+    .addInput("in", "b", "in")
+    .addOutput("a_out", "a", "out")
+    .addOutput("b_out", "b", "out");
+  await using session = await ex.createSession(pipeline, {
+    ...modules,
+    printLogs: false,
+  });
+  await session.initialize();
+  const started = performance.now();
+  for (let i = 0; i < 3; i++) await session.send("in", text(`${i}`));
+  const drain = async (name: string) => {
+    let n = 0;
+    for await (const _ of session.receive(name)) if (++n === 3) break;
+  };
+  await Promise.all([drain("a_out"), drain("b_out")]);
+  const wall = performance.now() - started;
+  // Serial work would take 2 x 3 x 400 = 2400 ms.
+  assert(
+    wall < 2000,
+    `wall time ${wall} ms is close to one node's 1200 ms, not the sum`,
+  );
+});
+
+Deno.test("an exception in process() is an error event; the node keeps running", async () => {
+  await using ex = executor();
+  await using session = await ex.createSession(single("crasher"), {
+    ...modules,
+    printLogs: false,
+  });
+  await session.initialize();
+  const errors: NodeProcessError[] = [];
+  session.addEventListener(
+    "error",
+    (e) => errors.push((e as CustomEvent<NodeProcessError>).detail),
+  );
+  await session.send("in", text("raise"));
+  await session.send("in", text("still here"));
+  for await (const sample of session.receive("out")) {
+    assertEquals((sample.data as TextData).text, "still here");
+    break;
+  }
+  assertEquals(errors.length, 1);
+  assertEquals(errors[0].nodeId, "n");
+  assert(
+    errors[0].traceback.includes("ValueError: bad input in process"),
+    errors[0].traceback,
+  );
+});
+
+for (
+  const [name, command, check] of [
+    ["os._exit(3)", "exit", (e: ProcessCrashError) => e.exitCode === 3],
+    ["a segfault", "segv", (e: ProcessCrashError) => e.signal === "SIGSEGV"],
+  ] as const
+) {
+  Deno.test(`${name} in process() fails the session with ProcessCrashError and cleans up`, async () => {
+    await using ex = executor();
+    const session = await ex.createSession(single("crasher"), {
+      ...modules,
+      printLogs: false,
+    });
+    const iso = leftoversOf(session);
+    await session.initialize();
+    await session.send("in", text(command));
+    const error = await assertRejects(async () => {
+      for await (const _ of session.receive("out")) { /* nothing comes */ }
+    }, ProcessCrashError);
+    assert(check(error as ProcessCrashError), error.message);
+    assertEquals((error as ProcessCrashError).nodeId, "n");
+    await assertRejects(() => session.send("in", text("x")), ProcessCrashError);
+    await expectGone(session);
+    assertEquals(iso(), []);
+  });
+}
+
+function leftoversOf(session: Session): () => string[] {
+  // The isolation is private; find it through the spec files' folder.
+  const prefix = `rmp${Deno.pid}x`;
+  const before = new Set(
+    [...Deno.readDirSync("/tmp/rmp")].map((e) => e.name).filter((n) =>
+      n.startsWith(prefix)
+    ),
+  );
+  void session;
+  return () =>
+    [...before].flatMap((p) =>
+      leftovers({ prefix: p, root: `/tmp/rmp/${p}/` })
+    );
+}
+
+Deno.test("kill -9 mid-stream rejects pending receive; a new session works right after", async () => {
+  await using ex = executor();
+  const session = await ex.createSession(single("echo"), {
+    ...modules,
+    printLogs: false,
+  });
+  await session.initialize();
+  const pending = (async () => {
+    for await (const _ of session.receive("out")) { /* wait */ }
+  })();
+  Deno.kill(session.status()[0].pid!, "SIGKILL");
+  const error = await assertRejects(() => pending, ProcessCrashError);
+  assertEquals((error as ProcessCrashError).signal, "SIGKILL");
+  await expectGone(session);
+  await using again = await ex.createSession(single("echo"), {
+    ...modules,
+    printLogs: false,
+  });
+  await again.initialize();
+  await again.send("in", text("again"));
+  for await (const s of again.receive("out")) {
+    assertEquals((s.data as TextData).text, "again");
+    break;
+  }
+});
+
+Deno.test("an exception in initialize() rejects with NodeInitError and the traceback", async () => {
+  await using ex = executor();
+  const pipeline = new Pipeline()
+    .addNode("init_raises", "bad")
+    .addNode("echo", "good")
+    .addInput("in", "bad", "in")
+    .addInput("in", "good", "in")
+    .addOutput("out", "good", "out");
+  const session = await ex.createSession(pipeline, {
+    ...modules,
+    printLogs: false,
+  });
+  const error = await assertRejects(
+    () => session.initialize(),
+    NodeInitError,
+    'node "bad"',
+  );
+  assert((error as NodeInitError).traceback?.includes("model file is corrupt"));
+  await expectGone(session);
+});
+
+Deno.test("an init that never ends is a NodeInitError after the timeout", async () => {
+  await using ex = executor({ initTimeoutSecs: 2 });
+  const session = await ex.createSession(single("init_hangs"), {
+    ...modules,
+    printLogs: false,
+  });
+  const error = await assertRejects(
+    () => session.initialize(),
+    NodeInitError,
+    "within 2 s",
+  );
+  assert((error as NodeInitError).timedOut);
+  await expectGone(session);
+});
+
+Deno.test("validation, limits and a missing Python fail before anything is spawned", async () => {
+  await using ex = executor({ maxProcessesPerSession: 1 });
+  await assertRejects(
+    () => ex.createSession(single("no_such_type"), modules),
+    PipelineValidationError,
+    "no_such_type",
+  );
+  const two = new Pipeline().addNode("echo", "a").addNode("echo", "b").connect(
+    "a",
+    "out",
+    "b",
+    "in",
+  )
+    .addInput("in", "a", "in").addOutput("out", "b", "out");
+  await assertRejects(
+    () => ex.createSession(two, modules),
+    ResourceLimitError,
+    "max_processes_per_session is 1",
+  );
+  await using noPython = new MultiprocessExecutor({
+    python: { executable: "/nonexistent/python3" },
+  });
+  const error = await assertRejects(
+    () => noPython.createSession(single("echo"), modules),
+    ProcessSpawnError,
+  );
+  assertEquals((error as ProcessSpawnError).path, "/nonexistent/python3");
+});

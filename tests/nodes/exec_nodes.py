@@ -1,0 +1,48 @@
+"""Node types for the executor tests: silent loaders and every kind of crash."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+
+from remotemedia_multiprocess.node import MultiprocessNode, register_node
+from remotemedia_multiprocess.runtime_data import RuntimeData
+
+
+@register_node("silent_loader")
+class SilentLoader(MultiprocessNode):
+    """Loads for config["seconds"] without reporting anything."""
+
+    async def initialize(self) -> None:
+        await asyncio.sleep(float(self.config.get("seconds", 1)))
+
+    def process(self, data: RuntimeData) -> RuntimeData:
+        return data
+
+
+@register_node("init_raises")
+class InitRaises(MultiprocessNode):
+    async def initialize(self) -> None:
+        raise RuntimeError("model file is corrupt")
+
+
+@register_node("init_hangs")
+class InitHangs(MultiprocessNode):
+    async def initialize(self) -> None:
+        await asyncio.sleep(3600)
+
+
+@register_node("crasher")
+class Crasher(MultiprocessNode):
+    """On input text "exit": os._exit(3); "segv": a segfault; "raise": an exception."""
+
+    def process(self, data: RuntimeData) -> RuntimeData:
+        command = data.text
+        if command == "exit":
+            os._exit(3)
+        if command == "segv":
+            ctypes.string_at(0)
+        if command == "raise":
+            raise ValueError("bad input in process")
+        return data
