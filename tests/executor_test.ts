@@ -295,3 +295,32 @@ Deno.test("validation, limits and a missing Python fail before anything is spawn
   );
   assertEquals((error as ProcessSpawnError).path, "/nonexistent/python3");
 });
+
+Deno.test("Deno -> Python -> Python -> Deno at 1 B to 64 MiB, every byte checked", async () => {
+  await using ex = executor();
+  const pipeline = new Pipeline()
+    .addNode("echo", "first")
+    .addNode("echo", "second")
+    .connect("first", "out", "second", "in")
+    .addInput("in", "first", "in")
+    .addOutput("out", "second", "out");
+  await using session = await ex.createSession(pipeline, {
+    ...modules,
+    printLogs: false,
+  });
+  await session.initialize();
+  const outputs = session.receive("out");
+  for (const size of [1, 1024, 1 << 20, 10 << 20, 64 << 20]) {
+    const payload = new Uint8Array(size);
+    fillPattern(payload, size);
+    const expected = await sha256(payload);
+    await session.send("in", binary(payload));
+    const next = await outputs.next();
+    assert(!next.done);
+    const data = next.value.data as { kind: string; data: Uint8Array };
+    assertEquals(data.kind, "binary");
+    assertEquals(data.data.length, size);
+    assertEquals(await sha256(data.data), expected, `${size} bytes intact`);
+  }
+  await outputs.return();
+});

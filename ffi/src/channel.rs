@@ -109,7 +109,7 @@ impl RmpChannel {
         if capacity == 0 || max_subscribers == 0 {
             return Err(invalid("capacity and max_subscribers must be >= 1"));
         }
-        let alignment = Alignment::new(8).ok_or_else(|| invalid("alignment"))?;
+        let alignment = Alignment::new(1).ok_or_else(|| invalid("alignment"))?;
         let pubsub = node
             .node
             .service_builder(&service_name(name)?)

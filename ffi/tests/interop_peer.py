@@ -55,7 +55,7 @@ def open_channel(node: iox2.Node, name: str, capacity: int, max_subscribers: int
     pubsub = (
         node.service_builder(iox2.ServiceName.new(name))
         .publish_subscribe(iox2.Slice[ctypes.c_uint8])
-        .payload_alignment(iox2.Alignment.new(8))
+        .payload_alignment(iox2.Alignment.new(1))
         .enable_safe_overflow(False)
         .subscriber_max_buffer_size(capacity)
         .subscriber_max_borrowed_samples(capacity)

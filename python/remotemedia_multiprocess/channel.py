@@ -78,7 +78,7 @@ DEFAULT_CAPACITY = 8
 DEFAULT_MAX_SUBSCRIBERS = 8
 MAX_PUBLISHERS = 2
 """One real publisher plus one for tests that inject raw samples."""
-PAYLOAD_ALIGNMENT = 8
+PAYLOAD_ALIGNMENT = 1
 """Service ``payload_alignment``. A service setting: every side must agree."""
 DEFAULT_INITIAL_MAX_SLICE_LEN = 4096
 DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024 + HEADER_LEN
@@ -193,7 +193,7 @@ class Channel:
             capacity: C: subscriber buffer, borrowed samples and chunks per
                 publisher.
             max_subscribers: S.
-            payload_alignment: The service payload alignment (protocol: 8).
+            payload_alignment: The service payload alignment (protocol: 1).
 
         Raises:
             ChannelError: When iceoryx2 refuses (for example, an existing

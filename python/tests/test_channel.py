@@ -93,7 +93,7 @@ def test_payload_is_a_view_of_the_sample(iox_env: IoxEnv) -> None:
     addr = rd.array.__array_interface__["data"][0]
     assert addr == start + HEADER_LEN
     assert start <= addr and addr + rd.array.nbytes <= start + length
-    assert addr % 8 == 0  # payload_alignment(8) plus the 128-byte header
+    assert addr % 8 == 0  # chunks are 8-byte aligned; the header is 128 bytes
     assert not rd.array.flags.writeable  # the subscriber mapping is read-only
     np.testing.assert_array_equal(rd.array, arr)
     # A view kept past the message keeps the sample: nothing is released yet.
