@@ -52,6 +52,17 @@ function parsePytest(out: string): [number, number] | null {
   return [n("passed"), n("failed") + n("errors?")];
 }
 
+function parseCargo(out: string): [number, number] | null {
+  const results = [
+    ...out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g),
+  ];
+  if (!results.length) return null;
+  return results.reduce<[number, number]>(
+    (sum, m) => [sum[0] + Number(m[1]), sum[1] + Number(m[2])],
+    [0, 0],
+  );
+}
+
 await setup();
 const filter = Deno.args;
 const deno = await runSuite(
@@ -64,7 +75,14 @@ const py = filter.length ? [0, 0, 0] : await runSuite(
   ["-m", "pytest", "-q", "python/tests"],
   parsePytest,
 );
-const passed = deno[0] + py[0];
-const failed = deno[1] + py[1];
+const rust = filter.length ? [0, 0, 0] : await runSuite(
+  "cargo",
+  ["test", "--release", "--manifest-path", "ffi/Cargo.toml"],
+  parseCargo,
+);
+const passed = deno[0] + py[0] + rust[0];
+const failed = deno[1] + py[1] + rust[1];
 console.log(`${passed} passed, ${failed} failed`);
-Deno.exit(failed === 0 && deno[2] === 0 && py[2] === 0 ? 0 : 1);
+Deno.exit(
+  failed === 0 && deno[2] === 0 && py[2] === 0 && rust[2] === 0 ? 0 : 1,
+);
