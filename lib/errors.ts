@@ -33,6 +33,8 @@ export class MultiprocessError extends Error {
   readonly nodeId?: string;
 
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options Cause and context.
    */
@@ -68,6 +70,8 @@ export class WireFormatError extends MultiprocessError {
   readonly reason: WireFormatReason;
 
   /**
+   * Creates the error.
+   *
    * @param reason The rule that was broken.
    * @param message Details.
    * @param options Cause and context.
@@ -97,6 +101,8 @@ export class NativeLibraryError extends MultiprocessError {
   readonly code?: number;
 
   /**
+   * Creates the error.
+   *
    * @param message What failed, including the native message.
    * @param options The code and cause.
    */
@@ -125,6 +131,8 @@ export class ChannelError extends MultiprocessError {
   readonly channel?: string;
 
   /**
+   * Creates the error.
+   *
    * @param message What failed.
    * @param options The channel and cause.
    */
@@ -153,6 +161,8 @@ export class BackpressureTimeoutError extends ChannelError {
   readonly timeoutMs: number;
 
   /**
+   * Creates the error.
+   *
    * @param message What happened.
    * @param options The channel, bound and cause.
    */
@@ -185,6 +195,8 @@ export class ConfigError extends MultiprocessError {
   readonly file?: string;
 
   /**
+   * Creates the error.
+   *
    * @param message What is wrong (the key and file are added to it).
    * @param options Key, file and cause.
    */
@@ -231,6 +243,8 @@ export class PipelineValidationError extends MultiprocessError {
   readonly code: PipelineErrorCode;
 
   /**
+   * Creates the error.
+   *
    * @param code The rule that was broken.
    * @param message Details.
    * @param options Node and cause.
@@ -260,6 +274,8 @@ export class ProcessSpawnError extends MultiprocessError {
   readonly path: string;
 
   /**
+   * Creates the error.
+   *
    * @param message What failed.
    * @param options The path tried, node and cause.
    */
@@ -290,7 +306,11 @@ export class ProcessCrashError extends MultiprocessError {
   /** The signal that ended it (for example "SIGKILL"), or null. */
   readonly signal: string | null;
 
-  /** @param info The node, exit code and signal. */
+  /**
+   * Creates the error.
+   *
+   * @param info The node, exit code and signal.
+   */
   constructor(
     info: {
       nodeId: string;
@@ -330,6 +350,8 @@ export class NodeInitError extends MultiprocessError {
   readonly timedOut: boolean;
 
   /**
+   * Creates the error.
+   *
    * @param message What failed.
    * @param options Node, traceback, timeout flag and cause.
    */
@@ -368,6 +390,8 @@ export class NodeProcessError extends MultiprocessError {
   readonly traceback: string;
 
   /**
+   * Creates the error.
+   *
    * @param message The exception line.
    * @param options Node, traceback and cause.
    */
@@ -397,6 +421,8 @@ export class ResourceLimitError extends MultiprocessError {
   readonly requested: number;
 
   /**
+   * Creates the error.
+   *
    * @param message What limit.
    * @param options Limit, request and cause.
    */

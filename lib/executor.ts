@@ -75,6 +75,8 @@ export class MultiprocessExecutor implements AsyncDisposable {
   readonly #typeCache = new Map<string, Promise<NodeTypeListing>>();
 
   /**
+   * Creates an executor.
+   *
    * @param config Options in code (validated; merged over the defaults).
    * Use {@linkcode MultiprocessExecutor.fromConfigFile} to read runtime.toml.
    * @throws {ConfigError} when an option is invalid.
