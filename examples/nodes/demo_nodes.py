@@ -30,10 +30,17 @@ class Echo(MultiprocessNode):
 
 @register_node("cpu_burn")
 class CpuBurn(MultiprocessNode):
-    """Spins for ``config["ms"]`` milliseconds (default 20) of pure Python, then
-    passes the input through."""
+    """Spins for ``config["ms"]`` milliseconds (default 20) of pure Python, or
+    for ``config["iterations"]`` loop iterations (fixed work), then passes the
+    input through."""
 
     def process(self, data: RuntimeData) -> RuntimeData:
+        if "iterations" in self.config:
+            # Fixed work (not a time budget): what benchmarks of parallelism need.
+            x = 0
+            for i in range(int(self.config["iterations"])):
+                x += i * i
+            return data
         budget = float(self.config.get("ms", 20)) / 1000.0
         end = time.perf_counter() + budget
         x = 0

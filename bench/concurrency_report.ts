@@ -1,0 +1,140 @@
+/**
+ * `deno task bench:concurrency [--json]`:
+ * - speedup of K CPU-bound nodes in separate processes against the same work
+ *   in one Python process (baseline measured in the same run);
+ * - session start to ready for 1 and 5 trivial nodes;
+ * - time from `send` to the first output of a ready trivial node.
+ */
+import { MultiprocessExecutor, Pipeline, text } from "../mod.ts";
+
+const json = Deno.args.includes("--json");
+const root = new URL("../", import.meta.url).pathname;
+const python = `${root}.venv/bin/python`;
+const modules = {
+  modules: ["demo_nodes"],
+  modulePaths: [`${root}examples/nodes`],
+  printLogs: false,
+};
+const ITERATIONS = 6_000_000; // about 0.3 s of pure Python here
+const ROUNDS = 4;
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+function report(obj: Record<string, unknown>, line: string) {
+  console.log(json ? JSON.stringify(obj) : line);
+}
+
+await using executor = new MultiprocessExecutor({
+  python: { executable: python },
+});
+// Warm the node-type cache and the OS page cache once.
+await (await executor.createSession(
+  new Pipeline().addNode("echo", "w").addInput("in", "w", "in").addOutput(
+    "out",
+    "w",
+    "out",
+  ),
+  modules,
+)).close();
+
+for (const k of [2, 4]) {
+  // Baseline: the same K x ROUNDS pieces of work in one Python process.
+  const code = `
+import time
+def burn(n):
+    x = 0
+    for i in range(n):
+        x += i * i
+t = time.perf_counter()
+for _ in range(${k * ROUNDS}):
+    burn(${ITERATIONS})
+print((time.perf_counter() - t) * 1000)`;
+  const out = await new Deno.Command(python, { args: ["-c", code] }).output();
+  const singleMs = Number(new TextDecoder().decode(out.stdout).trim());
+
+  const pipeline = new Pipeline();
+  for (let i = 0; i < k; i++) {
+    pipeline.addNode("cpu_burn", `b${i}`, { iterations: ITERATIONS }).addInput(
+      "in",
+      `b${i}`,
+      "in",
+    ).addOutput(`o${i}`, `b${i}`, "out");
+  }
+  await using session = await executor.createSession(pipeline, modules);
+  await session.initialize();
+  const t = performance.now();
+  for (let r = 0; r < ROUNDS; r++) await session.send("in", text(`${r}`));
+  await Promise.all(Array.from({ length: k }, async (_, i) => {
+    let n = 0;
+    for await (const _s of session.receive(`o${i}`)) if (++n === ROUNDS) break;
+  }));
+  const multiMs = performance.now() - t;
+  const speedup = singleMs / multiMs;
+  report(
+    { bench: "concurrency", nodes: k, speedup: +speedup.toFixed(2) },
+    `concurrency: ${k} CPU-bound nodes x ${ROUNDS} x ${ITERATIONS} iterations: one process ${
+      singleMs.toFixed(0)
+    } ms, ${k} processes ${multiMs.toFixed(0)} ms, speedup ${
+      speedup.toFixed(2)
+    }x (${Deno.build.os}, ${navigator.hardwareConcurrency} cores; target >= 1.8x with 2 nodes)`,
+  );
+}
+
+for (const n of [1, 5]) {
+  const samples: number[] = [];
+  for (let rep = 0; rep < 5; rep++) {
+    const pipeline = new Pipeline();
+    for (let i = 0; i < n; i++) {
+      pipeline.addNode("echo", `e${i}`).addInput("in", `e${i}`, "in").addOutput(
+        `o${i}`,
+        `e${i}`,
+        "out",
+      );
+    }
+    const t = performance.now();
+    const session = await executor.createSession(pipeline, modules);
+    await session.initialize();
+    samples.push(performance.now() - t);
+    await session.close();
+  }
+  const readyMs = pct(samples, 50);
+  report(
+    { bench: "init", nodes: n, ready_ms: +readyMs.toFixed(1) },
+    `init: ${n} trivial node(s) ready in ${
+      readyMs.toFixed(0)
+    } ms (median of 5; target: 5 nodes < 500 ms and < 3x one node)`,
+  );
+}
+
+{
+  await using session = await executor.createSession(
+    new Pipeline().addNode("echo", "e").addInput("in", "e", "in").addOutput(
+      "out",
+      "e",
+      "out",
+    ),
+    modules,
+  );
+  await session.initialize();
+  const out = session.receive("out");
+  const us: number[] = [];
+  for (let i = 0; i < 505; i++) {
+    const t = performance.now();
+    await session.send("in", text("x"));
+    await out.next();
+    if (i >= 5) us.push((performance.now() - t) * 1000);
+  }
+  await out.return();
+  report(
+    {
+      bench: "first_output",
+      p50_us: +pct(us, 50).toFixed(1),
+      p95_us: +pct(us, 95).toFixed(1),
+    },
+    `first output: send -> first output of a ready echo node p50 ${
+      pct(us, 50).toFixed(0)
+    } us, p95 ${pct(us, 95).toFixed(0)} us (target p95 <= 1000 us)`,
+  );
+}
