@@ -20,7 +20,7 @@ import {
   ProcessCrashError,
   SessionClosedError,
 } from "./errors.ts";
-import { isolationEnv } from "./isolation.ts";
+import { type Isolation, isolationEnv } from "./isolation.ts";
 import type { Pipeline } from "./pipeline.ts";
 import {
   type NodeExit,
@@ -544,6 +544,19 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.dispatchEvent(new CustomEvent("failed", { detail: error }));
     // Another node failed: the rest stop now, not after a grace period.
     return await this.#shutdown(0);
+  }
+
+  /**
+   * The iceoryx2 isolation (prefix and root) of the session's channels, so
+   * another process can open them.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(session.isolation.prefix);
+   * ```
+   */
+  get isolation(): Isolation {
+    return this.#context.isolation;
   }
 
   /** Why the session ended, if it failed. */

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._iox import IoxEnv, new_isolated_env, remove_env_files, sweep_stale
 from .channel import Channel, Loan, Publisher, RawSample, Subscriber
+from .client import Session as Session
 from .errors import (
     BackpressureTimeoutError,
     ChannelError,

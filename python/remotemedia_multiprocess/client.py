@@ -1,0 +1,330 @@
+"""Run a pipeline from Python through the Deno executor.
+
+:class:`Session` starts ``deno run -A scripts/session_server.ts`` as a child
+process and drives it with JSON lines (control plane: create, progress,
+ready, close). Data does not go through Deno's pipes: the client publishes to
+the pipeline's input channels and subscribes to its output channels directly
+over iceoryx2 shared memory, in the session's isolation.
+
+Example:
+    >>> from remotemedia_multiprocess import Pipeline, RuntimeData
+    >>> p = Pipeline().add_node("echo", "e").add_input("in", "e", "in").add_output("out", "e", "out")
+    >>> with Session(p, modules=["demo_nodes"], module_paths=["examples/nodes"]) as s:  # doctest: +SKIP
+    ...     s.initialize(on_progress=print)
+    ...     s.send("in", RuntimeData.from_text("hi"))
+    ...     print(s.receive("out", timeout=5).as_text())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any, Self, TypedDict
+
+from ._iox import IoxEnv
+from .channel import Channel, Publisher, Subscriber
+from .errors import MultiprocessError
+from .pipeline import Pipeline
+from .runtime_data import RuntimeData
+
+__all__ = ["ProgressEvent", "Session", "SessionError", "find_deno"]
+
+_SERVER = Path(__file__).resolve().parents[2] / "scripts" / "session_server.ts"
+_CLOSE_TIMEOUT = 30.0
+
+
+class ProgressEvent(TypedDict):
+    """One start-up progress event of a node (the Deno ``ProgressEvent``)."""
+
+    nodeId: str
+    phase: str
+    fraction: float | None
+    message: str
+    elapsedMs: int
+    heartbeat: bool
+
+
+class SessionError(MultiprocessError):
+    """The Deno session failed or the session server misbehaved.
+
+    Attributes:
+        name: The Deno error class name (``NodeInitError``,
+            ``PipelineValidationError``, ``ProcessCrashError``...), or
+            ``SessionServerError`` for a server problem.
+    """
+
+    def __init__(self, message: str, *, name: str = "SessionServerError") -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+
+
+def find_deno() -> str:
+    """The deno executable: ``$DENO``, else ``deno`` on PATH, else ``~/.deno/bin/deno``.
+
+    Raises:
+        SessionError: When none exists.
+    """
+    env = os.environ.get("DENO")
+    if env:
+        if shutil.which(env) is None:
+            raise SessionError(f"DENO={env!r} is not an executable")
+        return env
+    found = shutil.which("deno")
+    if found:
+        return found
+    home = Path.home() / ".deno" / "bin" / "deno"
+    if home.is_file() and os.access(home, os.X_OK):
+        return str(home)
+    raise SessionError("deno not found: install Deno or set DENO to its path")
+
+
+class Session:
+    """A pipeline run by the Deno executor, with data over shared memory.
+
+    Args:
+        pipeline: The pipeline (or its schema dict).
+        modules: Python modules that register the node types.
+        module_paths: Folders to import them from.
+        config: ``RuntimeConfigOptions`` in camelCase (``channelCapacity``,
+            ``initTimeoutSecs``, ``python: {executable}``...). The Python
+            executable defaults to this interpreter.
+        on_progress: Called with every progress event during :meth:`initialize`.
+
+    Example:
+        >>> s = Session({"version": 1, "nodes": []})  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline | Mapping[str, Any],
+        *,
+        modules: Iterable[str] = (),
+        module_paths: Iterable[str] = (),
+        config: Mapping[str, Any] | None = None,
+        on_progress: Callable[[ProgressEvent], None] | None = None,
+    ) -> None:
+        self._pipeline = pipeline.to_dict() if isinstance(pipeline, Pipeline) else dict(pipeline)
+        self._modules = list(modules)
+        self._module_paths = [str(Path(p).resolve()) for p in module_paths]
+        cfg = dict(config or {})
+        python = dict(cfg.get("python") or {})
+        python.setdefault("executable", sys.executable)
+        cfg["python"] = python
+        self._config = cfg
+        self._on_progress = on_progress
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._reader: threading.Thread | None = None
+        self._env: IoxEnv | None = None
+        self._channels: list[Channel] = []
+        self._publishers: dict[str, Publisher] = {}
+        self._subscribers: dict[str, Subscriber] = {}
+        self._ready = False
+        self._closed = False
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The session server process, once started."""
+        return self._proc
+
+    @property
+    def ready(self) -> bool:
+        """True once :meth:`initialize` succeeded and until :meth:`close`."""
+        return self._ready and not self._closed
+
+    def _start(self) -> None:
+        self._proc = subprocess.Popen(
+            [find_deno(), "run", "-A", "--quiet", str(_SERVER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,  # node logs go to our stderr
+        )
+        stdout = self._proc.stdout
+        assert stdout is not None
+        self._reader = threading.Thread(target=self._read, args=(stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stdout: IO[bytes]) -> None:
+        for raw in stdout:
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                self._messages.put(json.loads(line))
+            except json.JSONDecodeError:
+                print(f"session_server: {line.decode(errors='replace')}", file=sys.stderr)
+        self._messages.put(None)  # EOF
+
+    def _write(self, message: Mapping[str, Any]) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            raise SessionError("the session server is not running")
+        try:
+            proc.stdin.write((json.dumps(message) + "\n").encode())
+            proc.stdin.flush()
+        except (BrokenPipeError, ValueError) as e:
+            raise SessionError(f"the session server went away: {e}") from e
+
+    def initialize(self, timeout: float | None = None) -> None:
+        """Starts the session and blocks until every node is ready.
+
+        Args:
+            timeout: Seconds to wait in all; ``None`` waits for the executor's
+                own init timeout.
+
+        Raises:
+            SessionError: With the Deno error's name and message when the
+                session failed (the session is then closed), or on timeout.
+        """
+        if self._closed:
+            raise SessionError("session is closed", name="SessionClosedError")
+        if self._ready:
+            return
+        self._start()
+        self._write(
+            {
+                "type": "create",
+                "pipeline": self._pipeline,
+                "modules": self._modules,
+                "module_paths": self._module_paths,
+                "config": self._config,
+            }
+        )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                m = self._messages.get(timeout=left)
+            except queue.Empty:
+                self.close()
+                raise SessionError(f"not ready within {timeout} s", name="NodeInitError") from None
+            if m is None:
+                self.close()
+                raise SessionError("the session server exited before the session was ready")
+            kind = m.get("type")
+            if kind == "progress":
+                if self._on_progress is not None:
+                    event = {k: v for k, v in m.items() if k != "type"}
+                    self._on_progress(event)  # type: ignore[arg-type]
+            elif kind == "ready":
+                self._open_channels(m)
+                self._ready = True
+                return
+            elif kind == "error":
+                self.close()
+                raise SessionError(str(m.get("message", "")), name=str(m.get("name", "Error")))
+
+    def _open_channels(self, m: Mapping[str, Any]) -> None:
+        self._env = IoxEnv(str(m["prefix"]), str(m["root"]))
+        capacity = int(m["capacity"])
+        max_subscribers = int(m["max_subscribers"])
+        max_payload = int(m.get("max_payload_bytes") or 0)
+        for name, channel in dict(m["inputs"]).items():
+            ch = Channel.open_or_create(
+                self._env, channel, capacity=capacity, max_subscribers=max_subscribers
+            )
+            self._channels.append(ch)
+            self._publishers[name] = (
+                ch.publisher(max_payload=max_payload) if max_payload else ch.publisher()
+            )
+        for name, channel in dict(m["outputs"]).items():
+            ch = Channel.open_or_create(
+                self._env, channel, capacity=capacity, max_subscribers=max_subscribers
+            )
+            self._channels.append(ch)
+            self._subscribers[name] = ch.subscriber()
+
+    def _check_ready(self) -> None:
+        if self._closed:
+            raise SessionError("session is closed", name="SessionClosedError")
+        if not self._ready:
+            raise SessionError("call initialize() first")
+
+    def send(self, input: str, rd: RuntimeData, timeout: float = 5.0) -> None:
+        """Publishes ``rd`` on pipeline input ``input`` over shared memory.
+
+        Raises:
+            KeyError: For an unknown input.
+            BackpressureTimeoutError: When no chunk frees within ``timeout``.
+        """
+        self._check_ready()
+        try:
+            publisher = self._publishers[input]
+        except KeyError:
+            raise KeyError(
+                f"pipeline has no input {input!r} (inputs: {list(self._publishers)})"
+            ) from None
+        publisher.publish(rd, timeout=timeout)
+
+    def receive(self, output: str, timeout: float | None = None) -> RuntimeData | None:
+        """The next message of pipeline output ``output``, or ``None`` on timeout.
+
+        The message may be a view of shared memory: call ``release()`` (or use
+        it as a context manager) when done; ``copy()`` keeps it.
+        """
+        self._check_ready()
+        try:
+            subscriber = self._subscribers[output]
+        except KeyError:
+            raise KeyError(
+                f"pipeline has no output {output!r} (outputs: {list(self._subscribers)})"
+            ) from None
+        return subscriber.receive(timeout=timeout)
+
+    def close(self) -> None:
+        """Closes the channels, asks the server to close the session and waits
+        for it to exit (killing it after 30 s)."""
+        if self._closed:
+            return
+        self._closed = True
+        for ch in self._channels:
+            ch.close()
+        self._channels.clear()
+        self._publishers.clear()
+        self._subscribers.clear()
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            self._write({"type": "close"})
+        except SessionError:
+            pass
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=_CLOSE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None and not getattr(self, "_closed", True):
+            # Best effort at interpreter exit.
+            with contextlib.suppress(Exception):
+                self.close()

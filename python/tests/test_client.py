@@ -1,0 +1,138 @@
+"""End to end: a Python Session runs a pipeline through the Deno executor
+(scripts/session_server.ts) and moves data over shared memory."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remotemedia_multiprocess import Pipeline, RuntimeData
+from remotemedia_multiprocess.client import ProgressEvent, Session, SessionError, find_deno
+
+REPO = Path(__file__).resolve().parents[2]
+NODES = str(REPO / "examples" / "nodes")
+
+
+def _pipeline(seconds: float = 0.6) -> Pipeline:
+    return (
+        Pipeline("client-test")
+        .add_node("slow_loader", "asr", {"seconds": seconds, "steps": 3})
+        .add_node("echo", "echo")
+        .add_input("in", "asr", "in")
+        .connect("asr", "out", "echo", "in")
+        .add_output("out", "echo", "out")
+    )
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line contains ``text`` (the node runners' spec paths
+    are under the session's isolation root)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def _wait_gone(text: str, seconds: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := _processes_mentioning(text)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def test_find_deno() -> None:
+    assert os.access(find_deno(), os.X_OK)
+
+
+def test_progress_round_trip_and_close() -> None:
+    events: list[ProgressEvent] = []
+    session = Session(
+        _pipeline(), modules=["demo_nodes"], module_paths=[NODES], on_progress=events.append
+    )
+    with session:
+        session.initialize(timeout=60)
+        assert session.ready
+        # Every node went through starting -> ready, and the slow loader reported fractions.
+        assert {(e["nodeId"], e["phase"]) for e in events} >= {
+            ("asr", "starting"),
+            ("asr", "ready"),
+            ("echo", "starting"),
+            ("echo", "ready"),
+        }
+        asr = [e for e in events if e["nodeId"] == "asr"]
+        assert asr[-1]["phase"] == "ready"
+        assert any(e["phase"] == "loading" and e["fraction"] == pytest.approx(1 / 3) for e in asr)
+        assert all(a["elapsedMs"] <= b["elapsedMs"] for a, b in itertools.pairwise(asr))
+
+        for i in range(20):
+            session.send("in", RuntimeData.from_text(f"hello {i}", language="en"))
+            reply = session.receive("out", timeout=10)
+            assert reply is not None
+            with reply:
+                assert reply.as_text() == f"hello {i}"
+        assert session.receive("out", timeout=0.1) is None
+
+        assert session._env is not None
+        root = session._env.root
+        assert _processes_mentioning(root), "node runners should be running"
+        proc = session.process
+        assert proc is not None and proc.poll() is None
+    assert not session.ready
+    assert proc.returncode == 0
+    assert _wait_gone(root) == []
+    assert not Path(root).exists()
+    with pytest.raises(SessionError, match="closed"):
+        session.send("in", RuntimeData.from_text("late"))
+
+
+def test_more_messages_than_capacity_do_not_stall() -> None:
+    # Deno's own output subscriber is drained by the server; if it were not,
+    # the echo node would block after `capacity` messages.
+    config: dict[str, Any] = {"channelCapacity": 2}
+    with Session(_pipeline(0.0), modules=["demo_nodes"], module_paths=[NODES], config=config) as s:
+        s.initialize(timeout=60)
+        for i in range(12):
+            s.send("in", RuntimeData.from_text(str(i)))
+            reply = s.receive("out", timeout=10)
+            assert reply is not None
+            with reply:
+                assert reply.as_text() == str(i)
+
+
+def test_init_failure_raises_with_server_message() -> None:
+    bad = Pipeline().add_node("no_such_type", "x").add_input("in", "x", "in")
+    events: list[ProgressEvent] = []
+    s = Session(bad, modules=["demo_nodes"], module_paths=[NODES], on_progress=events.append)
+    with pytest.raises(SessionError) as info:
+        s.initialize(timeout=60)
+    assert info.value.name == "PipelineValidationError"
+    assert "no_such_type" in str(info.value)
+    assert s.process is not None and s.process.poll() is not None
+
+
+def test_stdin_eof_closes_everything() -> None:
+    # A client that dies without close(): the server sees EOF and cleans up.
+    s = Session(_pipeline(0.0), modules=["demo_nodes"], module_paths=[NODES])
+    s.initialize(timeout=60)
+    assert s._env is not None
+    root = s._env.root
+    proc = s.process
+    assert proc is not None and proc.stdin is not None
+    assert _processes_mentioning(root)
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+    assert _wait_gone(root) == []
+    assert not Path(root).exists()
+    s.close()
