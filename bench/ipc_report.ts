@@ -1,13 +1,32 @@
 /**
- * `deno task bench:ipc [--json]`: round trips through a Python echo node over
- * iceoryx2 shared memory, against the same payloads over Deno.Command
- * stdin/stdout pipes to a Python process that reads the whole payload and
- * acknowledges, and the floor: a 1-byte ping-pong over a Unix stream socket.
+ * `deno task bench:ipc [--json]`: the data-plane benchmark of issue 2.
  *
- * Note: the shared-memory round trip here sends the payload both ways (the
- * echo node returns it), which is stricter than the pipe's one-byte answer.
+ * - `shm` rows: the raw channel hop (lib/channel.ts <-> bench/ipc_peer.py),
+ *   no session. The producer loans header + payload, writes only the 128-byte
+ *   header in place (the payload bytes are never written or read: the bench
+ *   measures the hop, which does not depend on them), stamps `timestampNs`
+ *   with the shared CLOCK_MONOTONIC right before `send()`, and the consumer
+ *   computes now - stamp once it holds the sample. Messages are paced (each
+ *   one is acknowledged before the next), so there is no queueing. Deno
+ *   waits with `await receive()` (event-driven), Python with a blocking
+ *   `receive()` (GIL released).
+ *   - `deno_to_python`: one-way, measured by Python.
+ *   - `python_to_deno`: one-way, measured by Deno.
+ *   - `roundtrip`: payload Deno -> Python, 128-byte ack back, from the stamp
+ *     to the ack in Deno's hands.
+ * - `shm_session` rows: the same payloads through a session and a Python echo
+ *   node (`publish()` copies into the loan and the echo returns the payload).
+ * - `pipe` rows: the payload over Deno.Command stdin, Python reads it all and
+ *   answers one byte on stdout.
+ * - `floor`: a 1-byte ping-pong over a Unix stream socket.
+ * - `ipc_throughput` rows: 1 KiB messages for about 1 s with backpressure
+ *   (`msgs_per_s`; no percentiles).
  */
 import { binary, MultiprocessExecutor, Pipeline } from "../mod.ts";
+import { type Channel, ChannelContext } from "../lib/channel.ts";
+import { HEADER_LENGTH, writeHeader } from "../lib/runtime_data.ts";
+import { monotonicNs } from "../lib/native.ts";
+import { isolationEnv } from "../lib/isolation.ts";
 
 const json = Deno.args.includes("--json");
 const root = new URL("../", import.meta.url).pathname;
@@ -16,19 +35,34 @@ const sizes = [64, 1024, 64 << 10, 1 << 20, 10 << 20, 64 << 20];
 const iterations = (size: number) =>
   size >= 10 << 20 ? 30 : size >= 1 << 20 ? 100 : 400;
 
+const RAW_ITERATIONS = 1000;
+
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
-const rows: Record<string, unknown>[] = [];
+type Row = {
+  bench: string;
+  transport: string;
+  direction: string;
+  bytes: number;
+  p50_us: number;
+  p95_us: number;
+  p99_us: number;
+};
+const rows: Row[] = [];
+function emit(r: Row): void {
+  rows.push(r);
+  if (json) console.log(JSON.stringify(r));
+}
 function row(
   transport: string,
   direction: string,
   bytes: number,
   us: number[],
-) {
-  const r = {
+): void {
+  emit({
     bench: "ipc",
     transport,
     direction,
@@ -36,10 +70,9 @@ function row(
     p50_us: +pct(us, 50).toFixed(1),
     p95_us: +pct(us, 95).toFixed(1),
     p99_us: +pct(us, 99).toFixed(1),
-  };
-  rows.push(r);
-  if (json) console.log(JSON.stringify(r));
+  });
 }
+const throughput: Record<string, number> = {};
 
 // Floor: 1-byte ping-pong over a Unix stream socket.
 {
@@ -92,7 +125,179 @@ function row(
   await child.status;
 }
 
-// Shared memory through a Python echo node.
+/** A Python peer on `ctx`'s isolation. */
+function peer(ctx: ChannelContext, args: string[]): Deno.ChildProcess {
+  return new Deno.Command(python, {
+    args: [`${root}bench/ipc_peer.py`, ...args],
+    env: { ...isolationEnv(ctx.isolation), PYTHONPATH: `${root}python` },
+    stdout: "piped",
+  }).spawn();
+}
+
+/** Loans header + `size` bytes, writes the header only, stamps and sends. */
+async function sendStamped(
+  pub: ReturnType<Channel["publisher"]>,
+  size: number,
+  sequence = 0n,
+): Promise<bigint> {
+  const buf = await pub.loanAsync(HEADER_LENGTH + size);
+  const t = monotonicNs();
+  writeHeader(buf, {
+    kind: "binary",
+    payloadLength: size,
+    sequence,
+    timestampNs: t,
+  });
+  pub.send();
+  return t;
+}
+
+const TIMEOUT = { timeoutMs: 30_000 };
+const maxSize = Math.max(...sizes);
+
+// Raw channel hop, Deno -> Python (one-way measured by Python) and the round
+// trip with a small ack (measured by Deno).
+{
+  await using ctx = await ChannelContext.create();
+  using d2p = ctx.channel("d2p", { capacity: 2, maxSubscribers: 1 });
+  using p2d = ctx.channel("p2d", { capacity: 2, maxSubscribers: 1 });
+  using pub = d2p.publisher({ maxPayloadBytes: HEADER_LENGTH + maxSize });
+  using sub = p2d.subscriber();
+  const child = peer(ctx, [
+    "d2p",
+    String(RAW_ITERATIONS),
+    ...sizes.map(String),
+  ]);
+  (await sub.receive(TIMEOUT))!.release(); // the peer is subscribed
+  for (const size of sizes) {
+    const us: number[] = [];
+    for (let i = 0; i < RAW_ITERATIONS + 5; i++) {
+      const t0 = await sendStamped(pub, size);
+      const ack = await sub.receive(TIMEOUT);
+      const t1 = monotonicNs();
+      if (!ack) throw new Error(`no ack for ${size} bytes`);
+      ack.release();
+      if (i >= 5) us.push(Number(t1 - t0) / 1000);
+    }
+    row("shm", "roundtrip", size, us);
+  }
+  const out = await child.output();
+  if (!out.success) throw new Error("ipc_peer.py d2p failed");
+  for (const line of new TextDecoder().decode(out.stdout).trim().split("\n")) {
+    const r = JSON.parse(line);
+    emit({ bench: "ipc", transport: "shm", ...r });
+  }
+}
+
+// Raw channel hop, Python -> Deno (one-way measured by Deno).
+{
+  await using ctx = await ChannelContext.create();
+  using d2p = ctx.channel("d2p", { capacity: 2, maxSubscribers: 1 });
+  using p2d = ctx.channel("p2d", { capacity: 2, maxSubscribers: 1 });
+  using pub = d2p.publisher({ maxPayloadBytes: HEADER_LENGTH + 128 });
+  using sub = p2d.subscriber();
+  const child = peer(ctx, [
+    "p2d",
+    String(RAW_ITERATIONS),
+    ...sizes.map(String),
+  ]);
+  for (const size of sizes) {
+    const us: number[] = [];
+    for (let i = 0; i < RAW_ITERATIONS + 5; i++) {
+      const s = await sub.receive(TIMEOUT);
+      const now = monotonicNs();
+      if (!s) throw new Error(`no message of ${size} bytes`);
+      const b = s.bytes;
+      const v = new DataView(b.buffer, b.byteOffset, HEADER_LENGTH);
+      const ts = v.getBigUint64(48, true);
+      if (Number(v.getBigUint64(16, true)) !== size) {
+        throw new Error(`expected ${size} bytes`);
+      }
+      s.release();
+      await sendStamped(pub, 0);
+      if (i >= 5) us.push(Number(now - ts) / 1000);
+    }
+    row("shm", "python_to_deno", size, us);
+  }
+  if (!(await child.output()).success) {
+    throw new Error("ipc_peer.py p2d failed");
+  }
+}
+
+// Throughput, 1 KiB, about 1 s each way, with backpressure (capacity 8).
+{
+  await using ctx = await ChannelContext.create();
+  using d2p = ctx.channel("tput_d2p", { capacity: 8, maxSubscribers: 1 });
+  using p2d = ctx.channel("tput_p2d", { capacity: 8, maxSubscribers: 1 });
+  using pub = d2p.publisher();
+  using sub = p2d.subscriber();
+  const child = peer(ctx, ["tput_d2p"]);
+  (await sub.receive(TIMEOUT))!.release();
+  const start = performance.now();
+  let count = 0;
+  while (performance.now() - start < 1000) {
+    const buf = await pub.loanAsync(HEADER_LENGTH + 1024);
+    writeHeader(buf, { kind: "binary", payloadLength: 1024 });
+    pub.send();
+    count++;
+  }
+  await sendStamped(pub, 0);
+  const done = await sub.receive(TIMEOUT);
+  const seconds = (performance.now() - start) / 1000;
+  if (!done) throw new Error("no throughput ack");
+  const got = new DataView(done.bytes.buffer, done.bytes.byteOffset)
+    .getBigUint64(24, true);
+  done.release();
+  if (Number(got) !== count) {
+    throw new Error(`sent ${count}, Python received ${got}`);
+  }
+  throughput.deno_to_python = Math.round(count / seconds);
+  await child.output();
+}
+{
+  await using ctx = await ChannelContext.create();
+  using d2p = ctx.channel("tput_d2p", { capacity: 8, maxSubscribers: 1 });
+  using p2d = ctx.channel("tput_p2d", { capacity: 8, maxSubscribers: 1 });
+  using _pub = d2p.publisher();
+  using sub = p2d.subscriber();
+  const child = peer(ctx, ["tput_p2d", "1.0"]);
+  let count = 0;
+  let start = 0;
+  while (true) {
+    const s = await sub.receive(TIMEOUT);
+    if (!s) throw new Error("throughput stream stalled");
+    if (count === 0) start = performance.now();
+    const v = new DataView(s.bytes.buffer, s.bytes.byteOffset, HEADER_LENGTH);
+    const empty = v.getBigUint64(16, true) === 0n;
+    const sent = v.getBigUint64(24, true);
+    s.release();
+    if (empty) {
+      if (Number(sent) !== count) {
+        throw new Error(`Python sent ${sent}, Deno received ${count}`);
+      }
+      break;
+    }
+    count++;
+  }
+  // The first message starts the clock, so count - 1 intervals.
+  throughput.python_to_deno = Math.round(
+    (count - 1) / ((performance.now() - start) / 1000),
+  );
+  await child.output();
+}
+for (const [direction, rate] of Object.entries(throughput)) {
+  if (json) {
+    console.log(JSON.stringify({
+      bench: "ipc_throughput",
+      transport: "shm",
+      direction,
+      bytes: 1024,
+      msgs_per_s: rate,
+    }));
+  }
+}
+
+// Shared memory through a session and a Python echo node.
 {
   await using executor = new MultiprocessExecutor({
     python: { executable: python },
@@ -115,25 +320,69 @@ function row(
       await out.next();
       if (i >= 5) us.push((performance.now() - t) * 1000);
     }
-    row("shm", "roundtrip_echo", size, us);
+    row("shm_session", "roundtrip_echo", size, us);
   }
   await out.return();
 }
 
 if (!json) {
+  const get = (transport: string, direction: string, bytes: number): Row =>
+    rows.find((r) =>
+      r.transport === transport && r.direction === direction &&
+      r.bytes === bytes
+    )!;
+  const floor = get("floor", "roundtrip", 1);
+  const pair = (r: Row): string => `${r.p50_us} / ${r.p95_us}`;
+  const ok = (b: boolean): string => (b ? "ok" : "MISS");
   console.log(
-    "bytes      | shm echo p50/p95 us | pipe p50/p95 us   | pipe/shm p50 | floor p50/p95 us",
+    `floor (1-byte Unix socket ping-pong) p50 / p95: ${pair(floor)} µs`,
   );
-  const floor = rows.find((r) => r.transport === "floor")!;
+  console.log(
+    "targets: D->P p95 <= 50 µs; P->D <= floor; RT <= 1.5x floor (p50 and " +
+      "p95); 64 MiB p50 <= 2x 64 B p50; pipe/shm RT at 10 MiB >= 200x",
+  );
+  console.log(
+    "bytes      | D->P one-way     | P->D one-way     | RT (ack)         | " +
+      "session echo     | pipe RT            | pipe/RT",
+  );
   for (const size of sizes) {
-    const s = rows.find((r) => r.transport === "shm" && r.bytes === size)!;
-    const p = rows.find((r) => r.transport === "pipe" && r.bytes === size)!;
+    const d = get("shm", "deno_to_python", size);
+    const p = get("shm", "python_to_deno", size);
+    const r = get("shm", "roundtrip", size);
+    const e = get("shm_session", "roundtrip_echo", size);
+    const pp = get("pipe", "roundtrip", size);
+    const ratio = pp.p50_us / r.p50_us;
     console.log(
       `${String(size).padEnd(10)} | ${
-        `${s.p50_us} / ${s.p95_us}`.padEnd(19)
-      } | ${`${p.p50_us} / ${p.p95_us}`.padEnd(17)} | ${
-        ((p.p50_us as number) / (s.p50_us as number)).toFixed(1).padStart(12)
-      }x | ${floor.p50_us} / ${floor.p95_us}`,
+        `${pair(d)} ${ok(d.p95_us <= 50)}`.padEnd(16)
+      } | ${
+        `${pair(p)} ${ok(p.p50_us <= floor.p50_us && p.p95_us <= floor.p95_us)}`
+          .padEnd(16)
+      } | ${
+        `${pair(r)} ${
+          ok(
+            r.p50_us <= 1.5 * floor.p50_us && r.p95_us <= 1.5 * floor.p95_us,
+          )
+        }`.padEnd(16)
+      } | ${pair(e).padEnd(16)} | ${pair(pp).padEnd(18)} | ${
+        ratio.toFixed(1)
+      }x${size === 10 << 20 ? ` ${ok(ratio >= 200)}` : ""}`,
+    );
+  }
+  for (const dir of ["deno_to_python", "roundtrip", "python_to_deno"]) {
+    const small = get("shm", dir, 64).p50_us;
+    const big = get("shm", dir, 64 << 20).p50_us;
+    console.log(
+      `${dir}: 64 MiB p50 / 64 B p50 = ${
+        (big / small).toFixed(2)
+      } (target <= 2) ${ok(big <= 2 * small)}`,
+    );
+  }
+  for (const [dir, rate] of Object.entries(throughput)) {
+    console.log(
+      `throughput 1 KiB ${dir}: ${rate} msgs/s (target >= 50000) ${
+        ok(rate >= 50_000)
+      }`,
     );
   }
 }
