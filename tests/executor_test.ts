@@ -326,3 +326,40 @@ Deno.test("Deno -> Python -> Python -> Deno at 1 B to 64 MiB, every byte checked
   }
   await outputs.return();
 });
+
+Deno.test("several sessions at once stay isolated", async () => {
+  await using ex = executor();
+  const sessions = await Promise.all(
+    [0, 1, 2].map(() =>
+      ex.createSession(single("echo"), { ...modules, printLogs: false })
+    ),
+  );
+  try {
+    const prefixes = new Set(sessions.map((s) => s.isolation.prefix));
+    assertEquals(prefixes.size, 3);
+    await Promise.all(sessions.map((s) => s.initialize()));
+    await Promise.all(
+      sessions.map((s, i) => s.send("in", text(`session ${i}`))),
+    );
+    const got = await Promise.all(sessions.map(async (s) => {
+      for await (const sample of s.receive("out")) {
+        return (sample.data as TextData).text;
+      }
+    }));
+    assertEquals(got, ["session 0", "session 1", "session 2"]);
+    // A crash in one leaves the others running.
+    Deno.kill(sessions[0].status()[0].pid!, "SIGKILL");
+    await assertRejects(() =>
+      sessions[0].send("in", text("x")).then(() =>
+        sessions[0].receive("out").next()
+      )
+    );
+    await sessions[1].send("in", text("still"));
+    for await (const sample of sessions[1].receive("out")) {
+      assertEquals((sample.data as TextData).text, "still");
+      break;
+    }
+  } finally {
+    await Promise.all(sessions.map((s) => s.close()));
+  }
+});
