@@ -2,7 +2,7 @@ import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { MultiprocessExecutor } from "../lib/executor.ts";
 import {
   NodeInitError,
-  NodeProcessError,
+  type NodeProcessError,
   PipelineValidationError,
   ProcessCrashError,
   ProcessSpawnError,
