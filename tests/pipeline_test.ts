@@ -1,3 +1,4 @@
+import { assertThrows } from "./support/assert.ts";
 // Tests of lib/pipeline.ts. The fixtures in tests/fixtures/pipelines/ are
 // shared with python/tests/test_pipeline.py: ts_written.* are written by this
 // file (UPDATE_FIXTURES=1 rewrites them), py_written.* by the Python tests,
@@ -80,16 +81,10 @@ function throwsCode(
   code: string,
   message: string,
 ): PipelineValidationError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(
-    caught instanceof PipelineValidationError,
-    `expected PipelineValidationError, got ${caught}`,
-  );
+  const caught = assertThrows(
+    fn,
+    PipelineValidationError,
+  ) as PipelineValidationError;
   assert.equal(caught.code, code);
   assert.equal(caught.message, message);
   return caught;

@@ -1,3 +1,4 @@
+import { assertThrows } from "./support/assert.ts";
 import assert from "node:assert/strict";
 import { WireFormatError, type WireFormatReason } from "../lib/errors.ts";
 import {
@@ -59,16 +60,7 @@ function assertWire(
   reason: WireFormatReason,
   includes?: string,
 ): WireFormatError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(
-    caught instanceof WireFormatError,
-    `expected WireFormatError(${reason}), got ${caught}`,
-  );
+  const caught = assertThrows(fn, WireFormatError) as WireFormatError;
   assert.equal(caught.reason, reason, caught.message);
   assert.ok(caught.message.startsWith(`${reason}: `), caught.message);
   if (includes) assert.ok(caught.message.includes(includes), caught.message);
