@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { BellRegistry } from "./bells.ts";
 import { BackpressureTimeoutError, ChannelError } from "./errors.ts";
 import {
   type Isolation,
@@ -179,6 +180,12 @@ export class ChannelContext implements AsyncDisposable {
   #waiters: Array<() => void> = [];
   #closed = false;
   #pump: Promise<void>;
+  readonly #bells: BellRegistry;
+  readonly #bellConns = new Set<Deno.UnixConn>();
+  readonly #bellReads = new Set<Promise<void>>();
+  readonly #bellAccept: Promise<void>;
+  #bellsAccepted = 0;
+  #bellRings = 0;
   /** @internal */
   readonly views: ViewCache = new ViewCache();
   /** @internal scratch out-parameters for native calls. */
@@ -201,6 +208,11 @@ export class ChannelContext implements AsyncDisposable {
     this.#conn = conn;
     this.#removeOnClose = removeOnClose;
     this.#pump = this.#runDoorbell();
+    const socketPath = listener.addr.path;
+    const tag = socketPath.slice(socketPath.lastIndexOf("/") + 1)
+      .replace(/\.sock$/, "");
+    this.#bells = new BellRegistry(isolation.root, socketPath, tag);
+    this.#bellAccept = this.#acceptBells();
   }
 
   /**
@@ -281,6 +293,65 @@ export class ChannelContext implements AsyncDisposable {
       this.#lib.rmp_waker_rearm(this.#waker);
       this.#wakeAll();
     }
+  }
+
+  /** Publishers of other processes connect to ring the bell directly. */
+  async #acceptBells(): Promise<void> {
+    while (!this.#closed) {
+      let conn: Deno.UnixConn;
+      try {
+        conn = await this.#listener.accept();
+      } catch {
+        return; // the listener closed
+      }
+      if (this.#closed) {
+        conn.close();
+        return;
+      }
+      this.#bellConns.add(conn);
+      this.#bellsAccepted++;
+      const read = this.#readBell(conn);
+      this.#bellReads.add(read);
+      read.finally(() => this.#bellReads.delete(read));
+    }
+  }
+
+  async #readBell(conn: Deno.UnixConn): Promise<void> {
+    const buffer = new Uint8Array(64);
+    while (!this.#closed) {
+      let n: number | null;
+      try {
+        n = await conn.read(buffer);
+      } catch {
+        n = null;
+      }
+      if (n === null) break;
+      this.#bellRings++;
+      this.#wakeAll();
+    }
+    this.#bellConns.delete(conn);
+    try {
+      conn.close();
+    } catch { /* closed by close() */ }
+  }
+
+  /** @internal Links this context's bell for one more subscriber of `channel`. */
+  addBell(channel: string): void {
+    this.#bells.add(channel);
+  }
+
+  /** @internal */
+  removeBell(channel: string): void {
+    this.#bells.remove(channel);
+  }
+
+  /** @internal Direct doorbell counters (tests and benchmarks). */
+  get bellStats(): { connected: number; accepted: number; rings: number } {
+    return {
+      connected: this.#bellConns.size,
+      accepted: this.#bellsAccepted,
+      rings: this.#bellRings,
+    };
   }
 
   #wakeAll(): void {
@@ -403,7 +474,15 @@ export class ChannelContext implements AsyncDisposable {
     try {
       this.#conn.close();
     } catch { /* already closed */ }
+    this.#bells.clear();
     this.#listener.close();
+    for (const conn of this.#bellConns) {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }
+    await this.#bellAccept;
+    await Promise.all([...this.#bellReads]);
     await this.#pump;
     this.#lib.rmp_node_destroy(this.#node);
     if (this.#removeOnClose) removeIsolation(this.isolation);
@@ -518,10 +597,18 @@ export class Channel implements Disposable {
   subscriber(): Subscriber {
     this.#assertOpen();
     const ctx = this.#context;
-    checkCode(
-      ctx.lib.rmp_subscriber_create(this.#handle, ctx.waker, ctx.out),
-      `creating a subscriber on "${this.name}"`,
-    );
+    // Linked before the port exists: a publisher looks for bells when its
+    // subscriber count changes (lib/bells.ts).
+    ctx.addBell(this.name);
+    try {
+      checkCode(
+        ctx.lib.rmp_subscriber_create(this.#handle, ctx.waker, ctx.out),
+        `creating a subscriber on "${this.name}"`,
+      );
+    } catch (e) {
+      ctx.removeBell(this.name);
+      throw e;
+    }
     const subscriber = new Subscriber(
       ctx,
       this,
@@ -1214,6 +1301,7 @@ export class Subscriber implements Disposable, AsyncIterable<Sample> {
     this.#closed = true;
     this.#closeController.abort();
     this.#ctx.lib.rmp_subscriber_destroy(this.#handle);
+    this.#ctx.removeBell(this.channel);
     this.#channel.forget(this);
   }
 

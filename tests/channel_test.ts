@@ -4,6 +4,7 @@ import {
   assertRejects,
   assertThrows,
 } from "./support/assert.ts";
+import { bellDirectoryName } from "../lib/bells.ts";
 import { ChannelContext } from "../lib/channel.ts";
 import {
   BackpressureTimeoutError,
@@ -11,7 +12,7 @@ import {
   NativeLibraryError,
   WireFormatError,
 } from "../lib/errors.ts";
-import { leftovers } from "../lib/isolation.ts";
+import { isolationEnv, leftovers } from "../lib/isolation.ts";
 import { binary, text } from "../lib/runtime_data.ts";
 import { fillPattern, inside, sha256, shmMappings } from "./support/shm.ts";
 
@@ -180,4 +181,91 @@ Deno.test("a missing native library names the command that builds it", async () 
   assert(message.includes("NativeLibraryError"), message);
   assert(message.includes("deno task setup"), message);
   void NativeLibraryError;
+});
+
+Deno.test("bell directory names match Python's", () => {
+  // The same vectors as python/tests/test_bells.py.
+  const vectors: Array<[string, string]> = [
+    ["asr.out", "asr%2Eout"],
+    ["a/b", "a%2Fb"],
+    ["tts_in-0", "tts_in-0"],
+    ["ü", "%C3%BC"],
+    ["..", "%2E%2E"],
+  ];
+  for (const [name, encoded] of vectors) {
+    assertEquals(bellDirectoryName(name), encoded);
+  }
+});
+
+const python = new URL("../.venv/bin/python", import.meta.url).pathname;
+
+/** Runs a Python publisher of `count` text messages on `ctx`'s isolation. */
+async function pythonPublishes(
+  ctx: ChannelContext,
+  channel: string,
+  count: number,
+): Promise<void> {
+  const script = `
+import sys
+from remotemedia_multiprocess import Channel, IoxEnv, RuntimeData
+env = IoxEnv()
+ch = Channel.open_or_create(env, sys.argv[1], capacity=4)
+pub = ch.publisher()
+for i in range(int(sys.argv[2])):
+    pub.publish(RuntimeData.text(str(i)), timeout=10.0)
+ch.close()
+env.close()
+`;
+  const out = await new Deno.Command(python, {
+    args: ["-c", script, channel, String(count)],
+    env: isolationEnv(ctx.isolation),
+    stderr: "piped",
+  }).output();
+  assert(out.success, new TextDecoder().decode(out.stderr));
+}
+
+async function receiveTexts(
+  sub: ReturnType<ReturnType<ChannelContext["channel"]>["subscriber"]>,
+  count: number,
+): Promise<string[]> {
+  const got: string[] = [];
+  while (got.length < count) {
+    using sample = await sub.receive({ timeoutMs: 10_000 });
+    if (!sample) break;
+    got.push((sample.data as { text: string }).text);
+  }
+  return got;
+}
+
+const expected = (n: number) => Array.from({ length: n }, (_, i) => String(i));
+
+Deno.test("a Python publisher wakes a Deno subscriber through its bell", async () => {
+  await using ctx = await ChannelContext.create();
+  const channel = ctx.channel("asr.out", { capacity: 4 });
+  const sub = channel.subscriber();
+  const link = `${ctx.isolation.root}bells/asr%2Eout`;
+  assertEquals([...Deno.readDirSync(link)].length, 1);
+  const [got] = await Promise.all([
+    receiveTexts(sub, 500),
+    pythonPublishes(ctx, "asr.out", 500),
+  ]);
+  assertEquals(got, expected(500));
+  const stats = ctx.bellStats;
+  assertEquals(stats.accepted, 1);
+  assert(stats.rings > 0, "no bell rang");
+  sub.close();
+  assertEquals([...Deno.readDirSync(link)], []);
+});
+
+Deno.test("without its bell a Deno subscriber still gets every message", async () => {
+  await using ctx = await ChannelContext.create();
+  const sub = ctx.channel("no-bell", { capacity: 4 }).subscriber();
+  // A stale or unreachable bell must cost latency only: remove the link.
+  Deno.removeSync(`${ctx.isolation.root}bells`, { recursive: true });
+  const [got] = await Promise.all([
+    receiveTexts(sub, 300),
+    pythonPublishes(ctx, "no-bell", 300),
+  ]);
+  assertEquals(got, expected(300));
+  assertEquals(ctx.bellStats.accepted, 0);
 });
