@@ -24,7 +24,7 @@ import time
 from remotemedia_multiprocess import Channel, IoxEnv, Publisher, Subscriber
 from remotemedia_multiprocess.runtime_data import HEADER_LEN, MAGIC, WIRE_VERSION
 
-WARMUP = 5
+WARMUP = 50  # RAW_WARMUP in ipc_report.ts
 CAPACITY = 2
 _COMMON = struct.Struct("<IHBBIIQQ16sQ")  # the first 56 header bytes
 _BINARY = 6

@@ -36,6 +36,9 @@ const iterations = (size: number) =>
   size >= 10 << 20 ? 30 : size >= 1 << 20 ? 100 : 400;
 
 const RAW_ITERATIONS = 1000;
+/** Unmeasured messages before each size (same as WARMUP in ipc_peer.py): the
+ * first messages of a size pay for growing the chunks and for page faults. */
+const RAW_WARMUP = 50;
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -171,13 +174,13 @@ const maxSize = Math.max(...sizes);
   (await sub.receive(TIMEOUT))!.release(); // the peer is subscribed
   for (const size of sizes) {
     const us: number[] = [];
-    for (let i = 0; i < RAW_ITERATIONS + 5; i++) {
+    for (let i = 0; i < RAW_ITERATIONS + RAW_WARMUP; i++) {
       const t0 = await sendStamped(pub, size);
       const ack = await sub.receive(TIMEOUT);
       const t1 = monotonicNs();
       if (!ack) throw new Error(`no ack for ${size} bytes`);
       ack.release();
-      if (i >= 5) us.push(Number(t1 - t0) / 1000);
+      if (i >= RAW_WARMUP) us.push(Number(t1 - t0) / 1000);
     }
     row("shm", "roundtrip", size, us);
   }
@@ -203,7 +206,7 @@ const maxSize = Math.max(...sizes);
   ]);
   for (const size of sizes) {
     const us: number[] = [];
-    for (let i = 0; i < RAW_ITERATIONS + 5; i++) {
+    for (let i = 0; i < RAW_ITERATIONS + RAW_WARMUP; i++) {
       const s = await sub.receive(TIMEOUT);
       const now = monotonicNs();
       if (!s) throw new Error(`no message of ${size} bytes`);
@@ -215,7 +218,7 @@ const maxSize = Math.max(...sizes);
       }
       s.release();
       await sendStamped(pub, 0);
-      if (i >= 5) us.push(Number(now - ts) / 1000);
+      if (i >= RAW_WARMUP) us.push(Number(now - ts) / 1000);
     }
     row("shm", "python_to_deno", size, us);
   }
