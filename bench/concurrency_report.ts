@@ -6,6 +6,7 @@
  * - time from `send` to the first output of a ready trivial node.
  */
 import { MultiprocessExecutor, Pipeline, text } from "../mod.ts";
+import { bounded } from "./bounded.ts";
 
 const json = Deno.args.includes("--json");
 const root = new URL("../", import.meta.url).pathname;
@@ -123,7 +124,7 @@ for (const n of [1, 5]) {
   for (let i = 0; i < 505; i++) {
     const t = performance.now();
     await session.send("in", text("x"));
-    await out.next();
+    await bounded(out.next(), 30_000, "echo output");
     if (i >= 5) us.push((performance.now() - t) * 1000);
   }
   await out.return();

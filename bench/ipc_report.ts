@@ -27,6 +27,7 @@ import { type Channel, ChannelContext } from "../lib/channel.ts";
 import { HEADER_LENGTH, writeHeader } from "../lib/runtime_data.ts";
 import { monotonicNs } from "../lib/native.ts";
 import { isolationEnv } from "../lib/isolation.ts";
+import { bounded } from "./bounded.ts";
 
 const json = Deno.args.includes("--json");
 const root = new URL("../", import.meta.url).pathname;
@@ -320,7 +321,11 @@ for (const [direction, rate] of Object.entries(throughput)) {
     for (let i = 0; i < iterations(size) + 5; i++) {
       const t = performance.now();
       await session.send("in", data);
-      await out.next();
+      await bounded(
+        out.next(),
+        TIMEOUT.timeoutMs,
+        `session echo of ${size} bytes`,
+      );
       if (i >= 5) us.push((performance.now() - t) * 1000);
     }
     row("shm_session", "roundtrip_echo", size, us);

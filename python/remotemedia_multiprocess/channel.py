@@ -739,10 +739,18 @@ class Subscriber:
 
     def _take_checked(self) -> Any:
         """The next sample or None. Drains ``N/data`` only when idle or
-        behind: a publisher can only be waiting for credit then, and skipping
-        the drain on the common path saves a system call per message."""
+        behind (a publisher can only be waiting for credit then): skipping
+        the drain on the common path saves a system call per message.
+
+        When idle, it takes again after draining: a sample that arrived after
+        the first look had its notification drained, and a caller that waits
+        next (a WaitSet) would not be woken for it.
+        """
         sample = self._take()
-        if sample is None or self._port.has_samples():
+        if sample is None:
+            self.handle_events()
+            return self._take()
+        if self._port.has_samples():
             self.handle_events()
         return sample
 

@@ -350,3 +350,27 @@ def test_threads_stream_without_loss_or_stall(iox_env: IoxEnv, capacity: int) ->
     assert elapsed < 10, f"{n} messages took {elapsed:.1f} s"
     ch_pub.close()
     ch_sub.close()
+
+
+def test_try_receive_never_swallows_the_wakeup_of_a_late_sample(iox_env: IoxEnv) -> None:
+    """A sample that lands between an empty look and the drain of ``N/data``
+    is returned: its notification is gone, so a WaitSet would not wake for it
+    (a runner waiting next would hang)."""
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "late")
+    real_take = sub._take
+    published: list[bool] = []
+
+    def take_then_publish() -> object:
+        sample = real_take()
+        if sample is None and not published:
+            published.append(True)
+            pub.publish(RuntimeData.text("late"))  # after the look, before the drain
+        return sample
+
+    sub._take = take_then_publish  # type: ignore[method-assign]
+    rd = sub.try_receive()
+    assert published
+    assert rd is not None and rd.text == "late"
+    rd.release()
+    ch_pub.close()
+    ch_sub.close()
