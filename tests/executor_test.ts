@@ -363,3 +363,31 @@ Deno.test("several sessions at once stay isolated", async () => {
     await Promise.all(sessions.map((s) => s.close()));
   }
 });
+
+Deno.test("3000 paced round trips through an echo node: no wake-up is lost", async () => {
+  // Each message waits for its echo, so every hop ends in a blocking wait on
+  // both sides: a lost notification or bell would stall one of them.
+  await using ex = executor();
+  const session = await ex.createSession(single("echo"), {
+    ...modules,
+    printLogs: false,
+  });
+  await session.initialize();
+  const out = session.receive("out");
+  for (let i = 0; i < 3000; i++) {
+    await session.send("in", text(String(i)));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const next = await Promise.race([
+      out.next(),
+      new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), 5000);
+      }),
+    ]);
+    clearTimeout(timer);
+    assert(next !== null, `no echo of message ${i} within 5 s`);
+    assert(!next.done);
+    assertEquals((next.value.data as TextData).text, String(i));
+  }
+  await out.return();
+  await expectGone(session);
+});
