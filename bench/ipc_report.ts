@@ -23,29 +23,28 @@
  *   (`msgs_per_s`; no percentiles).
  */
 import { binary, MultiprocessExecutor, Pipeline } from "../mod.ts";
-import { type Channel, ChannelContext } from "../lib/channel.ts";
+import { ChannelContext } from "../lib/channel.ts";
 import { HEADER_LENGTH, writeHeader } from "../lib/runtime_data.ts";
 import { monotonicNs } from "../lib/native.ts";
-import { isolationEnv } from "../lib/isolation.ts";
 import { bounded } from "./bounded.ts";
+import {
+  floorRoundTrips,
+  pct,
+  peer,
+  python,
+  RAW_WARMUP,
+  sendStamped,
+  shmRoundTrips,
+  TIMEOUT,
+} from "./hops.ts";
 
 const json = Deno.args.includes("--json");
 const root = new URL("../", import.meta.url).pathname;
-const python = `${root}.venv/bin/python`;
 const sizes = [64, 1024, 64 << 10, 1 << 20, 10 << 20, 64 << 20];
 const iterations = (size: number) =>
   size >= 10 << 20 ? 30 : size >= 1 << 20 ? 100 : 400;
 
 const RAW_ITERATIONS = 1000;
-/** Unmeasured messages before each size (same as WARMUP in ipc_peer.py): the
- * first messages of a size pay for growing the chunks and for page faults. */
-const RAW_WARMUP = 50;
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-}
-
 type Row = {
   bench: string;
   transport: string;
@@ -79,30 +78,7 @@ function row(
 const throughput: Record<string, number> = {};
 
 // Floor: 1-byte ping-pong over a Unix stream socket.
-{
-  const path = `/tmp/rmp-floor-${Deno.pid}.sock`;
-  const listener = Deno.listen({ transport: "unix", path });
-  const child = new Deno.Command(python, {
-    args: [`${root}bench/pipe_peer.py`, "floor", path],
-  }).spawn();
-  const conn = await listener.accept();
-  const one = new Uint8Array([1]);
-  const buf = new Uint8Array(1);
-  const us: number[] = [];
-  for (let i = 0; i < 2000; i++) {
-    const t = performance.now();
-    await conn.write(one);
-    await conn.read(buf);
-    if (i >= 200) us.push((performance.now() - t) * 1000);
-  }
-  conn.close();
-  listener.close();
-  await child.status;
-  try {
-    Deno.removeSync(path);
-  } catch { /* removed by close() */ }
-  row("floor", "roundtrip", 1, us);
-}
+row("floor", "roundtrip", 1, await floorRoundTrips());
 
 // Pipe baseline.
 {
@@ -129,67 +105,13 @@ const throughput: Record<string, number> = {};
   await child.status;
 }
 
-/** A Python peer on `ctx`'s isolation. */
-function peer(ctx: ChannelContext, args: string[]): Deno.ChildProcess {
-  return new Deno.Command(python, {
-    args: [`${root}bench/ipc_peer.py`, ...args],
-    env: { ...isolationEnv(ctx.isolation), PYTHONPATH: `${root}python` },
-    stdout: "piped",
-  }).spawn();
-}
-
-/** Loans header + `size` bytes, writes the header only, stamps and sends. */
-async function sendStamped(
-  pub: ReturnType<Channel["publisher"]>,
-  size: number,
-  sequence = 0n,
-): Promise<bigint> {
-  const buf = await pub.loanAsync(HEADER_LENGTH + size);
-  const t = monotonicNs();
-  writeHeader(buf, {
-    kind: "binary",
-    payloadLength: size,
-    sequence,
-    timestampNs: t,
-  });
-  pub.send();
-  return t;
-}
-
-const TIMEOUT = { timeoutMs: 30_000 };
-const maxSize = Math.max(...sizes);
-
 // Raw channel hop, Deno -> Python (one-way measured by Python) and the round
 // trip with a small ack (measured by Deno).
 {
-  await using ctx = await ChannelContext.create();
-  using d2p = ctx.channel("d2p", { capacity: 2, maxSubscribers: 1 });
-  using p2d = ctx.channel("p2d", { capacity: 2, maxSubscribers: 1 });
-  using pub = d2p.publisher({ maxPayloadBytes: HEADER_LENGTH + maxSize });
-  using sub = p2d.subscriber();
-  const child = peer(ctx, [
-    "d2p",
-    String(RAW_ITERATIONS),
-    ...sizes.map(String),
-  ]);
-  (await sub.receive(TIMEOUT))!.release(); // the peer is subscribed
-  for (const size of sizes) {
-    const us: number[] = [];
-    for (let i = 0; i < RAW_ITERATIONS + RAW_WARMUP; i++) {
-      const t0 = await sendStamped(pub, size);
-      const ack = await sub.receive(TIMEOUT);
-      const t1 = monotonicNs();
-      if (!ack) throw new Error(`no ack for ${size} bytes`);
-      ack.release();
-      if (i >= RAW_WARMUP) us.push(Number(t1 - t0) / 1000);
-    }
-    row("shm", "roundtrip", size, us);
-  }
-  const out = await child.output();
-  if (!out.success) throw new Error("ipc_peer.py d2p failed");
-  for (const line of new TextDecoder().decode(out.stdout).trim().split("\n")) {
-    const r = JSON.parse(line);
-    emit({ bench: "ipc", transport: "shm", ...r });
+  const { roundtrip, pythonRows } = await shmRoundTrips(sizes, RAW_ITERATIONS);
+  for (const [size, us] of roundtrip) row("shm", "roundtrip", size, us);
+  for (const r of pythonRows) {
+    emit({ bench: "ipc", transport: "shm", ...r } as Row);
   }
 }
 
