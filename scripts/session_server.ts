@@ -5,7 +5,8 @@
  * In: `{"type":"create","pipeline":{...},"modules":[...],"module_paths":[...],"config":{...}}`,
  * then `{"type":"close"}`. Out: `{"type":"progress",...}` lines, then
  * `{"type":"ready","prefix","root","capacity","max_subscribers","inputs","outputs"}`
- * or `{"type":"error","name","message"}`. Node logs go to stderr. On stdin
+ * or `{"type":"error","name","message"}`; after ready, a session failure (a
+ * node crashed) is `{"type":"failed","name","message"}`. Node logs go to stderr. On stdin
  * EOF the session is closed and the program exits, so a dead client leaves
  * nothing running.
  *
@@ -77,6 +78,11 @@ async function create(m: CreateMessage): Promise<void> {
       modules: m.modules ?? [],
       modulePaths: m.module_paths ?? [],
       onProgress: (event) => emit({ type: "progress", ...event }),
+    });
+    const failed = session;
+    failed.addEventListener("failed", (e) => {
+      const error = (e as CustomEvent<Error>).detail;
+      emit({ type: "failed", name: error.name, message: error.message });
     });
     await session.initialize();
     const inputs: Record<string, string> = {};

@@ -4,7 +4,9 @@
 process and drives it with JSON lines (control plane: create, progress,
 ready, close). Data does not go through Deno's pipes: the client publishes to
 the pipeline's input channels and subscribes to its output channels directly
-over iceoryx2 shared memory, in the session's isolation.
+over iceoryx2 shared memory, in the session's isolation. When the session
+fails after it was ready (a node crashed), :meth:`Session.receive` and
+:meth:`Session.send` raise :class:`SessionError` (a blocked ``receive`` is woken).
 
 Example:
     >>> from remotemedia_multiprocess import Pipeline, RuntimeData
@@ -30,14 +32,17 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, Self, TypedDict
 
+import iceoryx2 as iox2
+
 from ._iox import IoxEnv
-from .channel import Channel, Publisher, Subscriber
+from .channel import INTERNAL_WAKE, Channel, Publisher, Subscriber
 from .errors import MultiprocessError
 from .pipeline import Pipeline
 from .runtime_data import RuntimeData
 
 __all__ = ["ProgressEvent", "Session", "SessionError", "find_deno"]
 
+_INTERNAL_WAKE = iox2.EventId.new(INTERNAL_WAKE)
 _SERVER = Path(__file__).resolve().parents[2] / "scripts" / "session_server.ts"
 _CLOSE_TIMEOUT = 30.0
 
@@ -128,6 +133,10 @@ class Session:
         self._channels: list[Channel] = []
         self._publishers: dict[str, Publisher] = {}
         self._subscribers: dict[str, Subscriber] = {}
+        # Wake receive() calls blocked on an output when the session fails.
+        self._wakers: list[Any] = []
+        self._wakers_lock = threading.Lock()  # the reader thread notifies
+        self._failure: SessionError | None = None
         self._ready = False
         self._closed = False
 
@@ -159,10 +168,25 @@ class Session:
             if not line:
                 continue
             try:
-                self._messages.put(json.loads(line))
+                m = json.loads(line)
             except json.JSONDecodeError:
                 print(f"session_server: {line.decode(errors='replace')}", file=sys.stderr)
+                continue
+            if m.get("type") == "failed":
+                self._fail(SessionError(str(m.get("message", "")), name=str(m.get("name"))))
+            self._messages.put(m)
+        if not self._closed:
+            self._fail(SessionError("the session server exited"))
         self._messages.put(None)  # EOF
+
+    def _fail(self, error: SessionError) -> None:
+        """Records the session's failure and wakes every blocked receive()."""
+        if self._failure is None:
+            self._failure = error
+        with self._wakers_lock:
+            for notifier in self._wakers:
+                with contextlib.suppress(Exception):
+                    notifier.notify_with_custom_event_id(_INTERNAL_WAKE)
 
     def _write(self, message: Mapping[str, Any]) -> None:
         proc = self._proc
@@ -242,12 +266,20 @@ class Session:
             )
             self._channels.append(ch)
             self._subscribers[name] = ch.subscriber()
+            with self._wakers_lock:
+                self._wakers.append(ch._data_event.notifier_builder().create())
 
     def _check_ready(self) -> None:
         if self._closed:
             raise SessionError("session is closed", name="SessionClosedError")
         if not self._ready:
             raise SessionError("call initialize() first")
+
+    @property
+    def failure(self) -> SessionError | None:
+        """Why the session failed after it was ready (a node crashed, the
+        server died), or ``None``."""
+        return self._failure
 
     def send(self, input: str, rd: RuntimeData, timeout: float = 5.0) -> None:
         """Publishes ``rd`` on pipeline input ``input`` over shared memory.
@@ -257,6 +289,8 @@ class Session:
             BackpressureTimeoutError: When no chunk frees within ``timeout``.
         """
         self._check_ready()
+        if self._failure is not None:
+            raise self._failure
         try:
             publisher = self._publishers[input]
         except KeyError:
@@ -270,6 +304,11 @@ class Session:
 
         The message may be a view of shared memory: call ``release()`` (or use
         it as a context manager) when done; ``copy()`` keeps it.
+
+        Raises:
+            SessionError: Once the session failed (a node crashed: ``name`` is
+                ``ProcessCrashError``) and no message is left on ``output``;
+                a blocked call is woken at once.
         """
         self._check_ready()
         try:
@@ -278,7 +317,15 @@ class Session:
             raise KeyError(
                 f"pipeline has no output {output!r} (outputs: {list(self._subscribers)})"
             ) from None
-        return subscriber.receive(timeout=timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            rd = subscriber.try_receive()
+            if rd is not None:
+                return rd
+            if self._failure is not None:
+                raise self._failure
+            if not subscriber._wait(deadline):
+                return None
 
     def close(self) -> None:
         """Closes the channels, asks the server to close the session and waits
@@ -286,6 +333,10 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        with self._wakers_lock:
+            for notifier in self._wakers:
+                notifier.delete()
+            self._wakers.clear()
         for ch in self._channels:
             ch.close()
         self._channels.clear()

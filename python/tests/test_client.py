@@ -136,3 +136,32 @@ def test_stdin_eof_closes_everything() -> None:
     assert _wait_gone(root) == []
     assert not Path(root).exists()
     s.close()
+
+
+def test_a_node_crash_after_ready_fails_receive_and_send() -> None:
+    pipeline = (
+        Pipeline("crash-test")
+        .add_node("crasher", "c")
+        .add_input("in", "c", "in")
+        .add_output("out", "c", "out")
+    )
+    session = Session(
+        pipeline, modules=["exec_nodes"], module_paths=[str(REPO / "tests" / "nodes")]
+    )
+    try:
+        session.initialize(timeout=60)
+        session.send("in", RuntimeData.text("hi"))
+        with session.receive("out", timeout=10) as rd:
+            assert rd.text == "hi"
+        session.send("in", RuntimeData.text("exit"))  # os._exit(3) in the node
+        started = time.monotonic()
+        with pytest.raises(SessionError) as info:
+            session.receive("out", timeout=30)
+        assert time.monotonic() - started < 10, "receive() waited for its timeout"
+        assert info.value.name == "ProcessCrashError"
+        assert 'node "c"' in str(info.value) and "code 3" in str(info.value)
+        assert session.failure is info.value
+        with pytest.raises(SessionError):
+            session.send("in", RuntimeData.text("again"))
+    finally:
+        session.close()
