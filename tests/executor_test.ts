@@ -10,7 +10,13 @@ import {
 } from "../lib/errors.ts";
 import { leftovers } from "../lib/isolation.ts";
 import { Pipeline } from "../lib/pipeline.ts";
-import { binary, text, type TextData } from "../lib/runtime_data.ts";
+import {
+  audio,
+  type AudioData,
+  binary,
+  text,
+  type TextData,
+} from "../lib/runtime_data.ts";
 import type { ProgressEvent, Session } from "../lib/session.ts";
 import { fillPattern, sha256 } from "./support/shm.ts";
 
@@ -388,6 +394,50 @@ Deno.test("3000 paced round trips through an echo node: no wake-up is lost", asy
     assert(!next.done);
     assertEquals((next.value.data as TextData).text, String(i));
   }
+  await out.return();
+  await expectGone(session);
+});
+
+Deno.test("a node writes its output into shared memory; unsent allocations give their chunks back", async () => {
+  await using ex = executor({ channelCapacity: 4 });
+  const session = await ex.createSession(single("inplace_gain"), {
+    ...modules,
+    printLogs: false,
+  });
+  const errors: string[] = [];
+  session.addEventListener("error", (e) => {
+    errors.push(String((e as CustomEvent<Error>).detail));
+  });
+  await session.initialize();
+  const out = session.receive("out");
+  const next = async () => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const r = await Promise.race([
+      out.next(),
+      new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), 10_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    assert(r !== null && !r.done, "no output within 10 s");
+    return r.value.data;
+  };
+  const samples = Float32Array.from({ length: 960 }, (_, i) => i / 10);
+  await session.send("in", audio(samples, { sampleRate: 48000, channels: 2 }));
+  const doubled = await next() as AudioData;
+  assertEquals(doubled.kind, "audio");
+  assertEquals(doubled.channels, 2);
+  assertEquals(
+    Array.from(doubled.samples as Float32Array),
+    Array.from(samples, (s) => Math.fround(s * 2)),
+  );
+  // Three times the capacity of allocations that are never sent.
+  for (let i = 0; i < 12; i++) {
+    await session.send("in", binary(new Uint8Array(1000)));
+  }
+  await session.send("in", text("still flowing"));
+  assertEquals((await next() as TextData).text, "still flowing");
+  assertEquals(errors, []);
   await out.return();
   await expectGone(session);
 });

@@ -161,6 +161,12 @@ def _bytes_at(
     return np.asarray(holder), holder
 
 
+def _address_of(payload: npt.NDArray[Any] | memoryview) -> int:
+    """The address of a payload view's first byte."""
+    arr = payload if isinstance(payload, np.ndarray) else np.frombuffer(payload, np.uint8)
+    return int(arr.__array_interface__["data"][0])
+
+
 def _loan_error_kind(e: BaseException) -> str:
     return str(e.args[0]) if e.args else str(e)
 
@@ -543,20 +549,94 @@ class Publisher:
             seq = self._seq
         return seq, rd.timestamp_ns or time.monotonic_ns()
 
+    def allocate(self, like: RuntimeData, timeout: float = 5.0) -> RuntimeData:
+        """A message shaped like ``like`` (kind, metadata, payload shape and
+        dtype) whose payload is a writable view of a sample loaned from this
+        publisher: fill it in place (``out=`` numpy writes, slices), then
+        :meth:`publish` it and nothing is copied. Its session id, sequence and
+        timestamp are taken when it is published; metadata set on it before
+        then (``frame_number``...) is sent too.
+
+        Releasing it unsent (``release()``, ``with``, or dropping it) gives
+        the sample back. At most ``MAX_LOANED_SAMPLES`` can be open at once.
+        Do not touch its payload after publishing: the memory is the
+        subscribers' then.
+
+        Args:
+            like: Any message of the wanted kind and size (only its metadata
+                and payload shape are read), e.g. the input of a filter.
+            timeout: Seconds to wait for a free chunk.
+
+        Raises:
+            ValueError: For text and json (their payload must be valid
+                UTF-8 or JSON, so build them and :meth:`publish`).
+            BackpressureTimeoutError: No chunk freed within ``timeout``.
+            ChannelError: Too many open loans, or too big.
+
+        Example:
+            >>> from remotemedia_multiprocess._iox import new_isolated_env, remove_env_files
+            >>> env = new_isolated_env()
+            >>> ch = Channel.open_or_create(env, "alloc")
+            >>> sub, pub = ch.subscriber(), ch.publisher()
+            >>> out = pub.allocate(RuntimeData.tensor(np.empty((2, 3), np.float32)))
+            >>> out.payload[:] = 1.5
+            >>> pub.publish(out)
+            >>> with sub.receive(timeout=1.0) as rd:
+            ...     float(rd.payload.sum())
+            9.0
+            >>> ch.close(); env.close(); remove_env_files(env)
+        """
+        n, header = like._allocation_header()
+        loan = self.loan(HEADER_LEN + n, timeout)
+        try:
+            loan.buffer[:HEADER_LEN] = header
+            return RuntimeData.decode(loan.buffer, loan, loan.discard)
+        except BaseException:
+            loan.discard()
+            raise
+
+    def _own_loan(self, rd: RuntimeData) -> Loan | None:
+        """The open loan of this publisher that ``rd`` was allocated in."""
+        lease = rd._lease
+        owner = None if lease is None else lease.owner
+        if isinstance(owner, Loan) and owner._publisher is self and owner._sample is not None:
+            return owner
+        return None
+
+    def _send_in_place(self, loan: Loan, rd: RuntimeData) -> bool:
+        """Sends an allocated message: rewrites its header (metadata may have
+        changed) and sends the loan. False when its payload is no longer the
+        loan's (replaced by another array): the loan is given back then."""
+        n = loan.size - HEADER_LEN
+        payload = rd.payload
+        if payload.nbytes != n or (n and _address_of(payload) != loan.payload_ptr + HEADER_LEN):
+            loan.discard()
+            return False
+        seq, ts = self._stamp(rd)
+        loan.buffer[:HEADER_LEN] = rd._header(seq, ts, n)
+        loan.send()
+        return True
+
     def publish(self, rd: RuntimeData, timeout: float = 5.0) -> None:
         """Encodes ``rd`` into a loaned sample (one memmove for the payload)
-        and sends it. A zero ``sequence`` is stamped with this publisher's
-        counter and a zero ``timestamp_ns`` with CLOCK_MONOTONIC, in the
-        header only.
+        and sends it; a message from :meth:`allocate` is sent in place. A zero
+        ``sequence`` is stamped with this publisher's counter and a zero
+        ``timestamp_ns`` with CLOCK_MONOTONIC, in the header only.
 
         Raises:
             BackpressureTimeoutError: The channel stayed full for ``timeout`` s.
         """
+        loan = self._own_loan(rd)
+        if loan is not None and self._send_in_place(loan, rd):
+            return
         loan = self.loan(rd.encoded_size(), timeout)
         self._send(loan, rd)
 
     def try_publish(self, rd: RuntimeData) -> bool:
         """Like :meth:`publish` but never waits: False when the channel is full."""
+        loan = self._own_loan(rd)
+        if loan is not None and self._send_in_place(loan, rd):
+            return True
         loan = self.try_loan(rd.encoded_size())
         if loan is None:
             return False

@@ -282,22 +282,37 @@ class Session:
         return self._failure
 
     def send(self, input: str, rd: RuntimeData, timeout: float = 5.0) -> None:
-        """Publishes ``rd`` on pipeline input ``input`` over shared memory.
+        """Publishes ``rd`` on pipeline input ``input`` over shared memory
+        (in place when it came from :meth:`allocate`).
 
         Raises:
             KeyError: For an unknown input.
             BackpressureTimeoutError: When no chunk frees within ``timeout``.
         """
+        self._input(input).publish(rd, timeout=timeout)
+
+    def _input(self, input: str) -> Publisher:
         self._check_ready()
         if self._failure is not None:
             raise self._failure
         try:
-            publisher = self._publishers[input]
+            return self._publishers[input]
         except KeyError:
             raise KeyError(
                 f"pipeline has no input {input!r} (inputs: {list(self._publishers)})"
             ) from None
-        publisher.publish(rd, timeout=timeout)
+
+    def allocate(self, input: str, like: RuntimeData, timeout: float = 5.0) -> RuntimeData:
+        """A message for pipeline input ``input`` shaped like ``like``, whose
+        payload is a writable view of shared memory: fill it in place and
+        :meth:`send` it, and nothing is copied (see ``Publisher.allocate``).
+
+        Raises:
+            KeyError: For an unknown input.
+            ValueError: For a text or json ``like``.
+            BackpressureTimeoutError: When no chunk frees within ``timeout``.
+        """
+        return self._input(input).allocate(like, timeout=timeout)
 
     def receive(self, output: str, timeout: float | None = None) -> RuntimeData | None:
         """The next message of pipeline output ``output``, or ``None`` on timeout.

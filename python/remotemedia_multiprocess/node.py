@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .runtime_data import RuntimeData
 
 __all__ = [
+    "AllocateSink",
     "EmitSink",
     "MultiprocessNode",
     "NodeRegistrationError",
@@ -70,6 +71,9 @@ ProgressSink: TypeAlias = "Callable[[float | None, str], None]"
 
 EmitSink: TypeAlias = "Callable[[str, RuntimeData], None]"
 """Where :meth:`MultiprocessNode.emit` sends its data."""
+
+AllocateSink: TypeAlias = "Callable[[str, RuntimeData], RuntimeData]"
+"""What :meth:`MultiprocessNode.allocate` asks for output memory."""
 
 
 class NodeRegistrationError(ValueError):
@@ -119,6 +123,7 @@ class MultiprocessNode:
         self.logger: logging.Logger = logging.getLogger(f"remotemedia.node.{node_id}")
         self._progress_sink: ProgressSink | None = None
         self._emit_sink: EmitSink | None = None
+        self._allocate_sink: AllocateSink | None = None
 
     async def initialize(self) -> None:
         """Loads models and other resources; runs once before any input.
@@ -179,6 +184,42 @@ class MultiprocessNode:
         if sink is None:
             raise RuntimeError(f"node {self.node_id!r} is not connected to channels")
         sink(port, data)
+
+    def allocate(self, port: str, like: RuntimeData) -> RuntimeData:
+        """A message for output ``port`` shaped like ``like`` (kind, metadata,
+        payload shape and dtype), whose payload is a writable view of shared
+        memory: write the result into it (``np.multiply(x, g,
+        out=out.payload)``, slice assignment, a model's ``out=``) and return or
+        emit it, and it reaches the next node without being copied. Metadata
+        set on it before then (``frame_number``...) is sent too; text and
+        json cannot be allocated.
+
+        A message not sent by the end of the ``process()`` call that
+        allocated it is given back. An unconnected port gets a plain
+        in-memory message, so node code is the same either way.
+
+        Args:
+            port: An output port name (one of ``outputs``).
+            like: Any message of the wanted kind and size, e.g. the input.
+
+        Returns:
+            The message to fill.
+
+        Raises:
+            RuntimeError: When the node is not hosted by a runner.
+            ValueError: For an unknown port, or a text or json ``like``.
+
+        Example::
+
+            def process(self, data: RuntimeData) -> RuntimeData:
+                out = self.allocate("out", like=data)
+                np.multiply(data.payload, 0.5, out=out.payload, casting="unsafe")
+                return out
+        """
+        sink = self._allocate_sink
+        if sink is None:
+            raise RuntimeError(f"node {self.node_id!r} is not connected to channels")
+        return sink(port, like)
 
 
 _registry: dict[str, type[MultiprocessNode]] = {}

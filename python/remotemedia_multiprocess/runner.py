@@ -220,6 +220,7 @@ class _Runner:
         self.subscribers: list[tuple[str, Subscriber]] = []
         self.publishers: dict[str, Publisher] = {}
         self.publish_lock = threading.Lock()
+        self._allocated: list[RuntimeData] = []  # by the current process() call
         self.session_id = _session_bytes(spec.session_id)
         self.received = 0
         self.sent = 0
@@ -361,6 +362,7 @@ class _Runner:
             node = cls(spec.node_id, spec.config)
             node._progress_sink = self._progress
             node._emit_sink = self._emit
+            node._allocate_sink = self._allocate
             self.node = node
             self._open_channels()
             self._build_waitset()
@@ -520,6 +522,10 @@ class _Runner:
         finally:
             self._current_input = None
             rd.release()
+            # Allocated but not sent: give the chunks back (a no-op for sent ones).
+            allocated, self._allocated = self._allocated, []
+            for out in allocated:
+                out.release()
             self._status(False)
 
     def _send_process_error(self, e: BaseException, context: str = "") -> None:
@@ -593,13 +599,27 @@ class _Runner:
             raise ValueError(f"node type {self.spec.node_type!r} has no output port")
         return self.node_cls.outputs[0]
 
-    def _emit(self, port: str, data: RuntimeData) -> None:
+    def _check_output(self, port: str) -> None:
         assert self.node_cls is not None
         if port not in self.node_cls.outputs:
             raise ValueError(
                 f"node type {self.spec.node_type!r} has no output port {port!r} "
                 f"(outputs: {', '.join(self.node_cls.outputs) or 'none'})"
             )
+
+    def _allocate(self, port: str, like: RuntimeData) -> RuntimeData:
+        self._check_output(port)
+        publisher = self.publishers.get(port)
+        if publisher is None:
+            return like._blank()  # the port is not connected
+        with self.publish_lock:
+            out = publisher.allocate(like, timeout=self.spec.publish_timeout_secs)
+        if self._current_input is not None:
+            self._allocated.append(out)
+        return out
+
+    def _emit(self, port: str, data: RuntimeData) -> None:
+        self._check_output(port)
         if not isinstance(data, RuntimeData):
             raise TypeError(f"output on {port!r} is {type(data).__name__}, not RuntimeData")
         publisher = self.publishers.get(port)

@@ -812,6 +812,22 @@ class RuntimeData:
         else:
             mv[HEADER_LEN : HEADER_LEN + n] = _byte_view(p)
 
+    def _allocation_header(self) -> tuple[int, bytearray]:
+        """Payload length and header of a message shaped like this one, to be
+        filled in place. Text and json cannot be: their payload must decode."""
+        if self.kind in ("text", "json"):
+            raise ValueError(f"cannot allocate {self.kind} in place; build it and publish()")
+        n = self.payload.nbytes
+        return n, self._header(0, 0, n)
+
+    def _blank(self) -> RuntimeData:
+        """A new in-memory message shaped like this one, payload zeroed (what
+        an allocation gives where there is no channel)."""
+        n, header = self._allocation_header()
+        buf = bytearray(HEADER_LEN + n)
+        buf[:HEADER_LEN] = header
+        return RuntimeData.decode(buf)
+
     def encode(self) -> bytes:
         """The encoded message as new bytes (for tests and files).
 

@@ -374,3 +374,60 @@ def test_try_receive_never_swallows_the_wakeup_of_a_late_sample(iox_env: IoxEnv)
     rd.release()
     ch_pub.close()
     ch_sub.close()
+
+
+def test_allocate_writes_in_place_and_publish_copies_nothing(iox_env: IoxEnv) -> None:
+    import tracemalloc
+
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "alloc")
+    like = RuntimeData.tensor(np.empty((1024, 1024, 2), np.float32))  # 8 MiB
+    out = pub.allocate(like)
+    loan = pub._own_loan(out)
+    assert loan is not None
+    assert out.payload.ctypes.data == loan.payload_ptr + HEADER_LEN
+    assert out.payload.flags.writeable and out.shape == (1024, 1024, 2)
+    out.payload[:] = 0.25
+    out.payload[7, 9, 1] = 3.0
+    tracemalloc.start()
+    pub.publish(out)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 64 * 1024, f"publishing an allocated message allocated {peak} bytes"
+    with sub.receive(timeout=2.0) as rd:
+        assert rd.shape == (1024, 1024, 2) and rd.dtype == "float32"
+        assert float(rd.payload[7, 9, 1]) == 3.0
+        assert float(rd.payload.sum()) == 0.25 * (1024 * 1024 * 2 - 1) + 3.0
+    assert pub._loans == 0
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_allocate_sends_metadata_set_later_and_unsent_ones_give_their_chunk_back(
+    iox_env: IoxEnv,
+) -> None:
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "alloc-meta", capacity=2)
+    like = RuntimeData.video(np.empty((2, 4, 3), np.uint8), 4, 2, "rgb24")
+    for _ in range(5):  # more than capacity: each dropped allocation returns its chunk
+        pub.allocate(like).release()
+    out = pub.allocate(like)
+    out.payload[:] = 200
+    out.frame_number = 42
+    pub.publish(out)
+    with sub.receive(timeout=2.0) as rd:
+        assert rd.frame_number == 42 and int(rd.payload.min()) == 200
+    with pytest.raises(ValueError, match="cannot allocate text"):
+        pub.allocate(RuntimeData.text("x"))
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_allocated_message_with_a_replaced_payload_is_copied(iox_env: IoxEnv) -> None:
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "alloc-replaced")
+    out = pub.allocate(RuntimeData.binary(bytes(16)))
+    out.payload = memoryview(b"0123456789abcdef")
+    pub.publish(out)
+    with sub.receive(timeout=2.0) as rd:
+        assert bytes(rd.payload) == b"0123456789abcdef"
+    assert pub._loans == 0
+    ch_pub.close()
+    ch_sub.close()

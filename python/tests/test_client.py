@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from remotemedia_multiprocess import Pipeline, RuntimeData
@@ -136,6 +137,28 @@ def test_stdin_eof_closes_everything() -> None:
     assert _wait_gone(root) == []
     assert not Path(root).exists()
     s.close()
+
+
+def test_allocated_input_goes_through_a_node_that_allocates_its_output() -> None:
+    pipeline = (
+        Pipeline("alloc-test")
+        .add_node("inplace_gain", "g")
+        .add_input("in", "g", "in")
+        .add_output("out", "g", "out")
+    )
+    with Session(
+        pipeline, modules=["exec_nodes"], module_paths=[str(REPO / "tests" / "nodes")]
+    ) as session:
+        session.initialize(timeout=60)
+        like = RuntimeData.audio(np.empty((480, 1), np.float32), 16000)
+        for k in range(3):
+            rd = session.allocate("in", like)
+            rd.payload[:, 0] = np.arange(480, dtype=np.float32) + k
+            session.send("in", rd)
+            with session.receive("out", timeout=10) as out:
+                assert out is not None
+                expected = 2 * (np.arange(480, dtype=np.float32) + k)
+                assert np.array_equal(out.payload[:, 0], expected)
 
 
 def test_a_node_crash_after_ready_fails_receive_and_send() -> None:

@@ -6,6 +6,8 @@ import asyncio
 import ctypes
 import os
 
+import numpy as np
+
 from remotemedia_multiprocess.node import MultiprocessNode, register_node
 from remotemedia_multiprocess.runtime_data import RuntimeData
 
@@ -46,3 +48,18 @@ class Crasher(MultiprocessNode):
         if command == "raise":
             raise ValueError("bad input in process")
         return data
+
+
+@register_node("inplace_gain")
+class InPlaceGain(MultiprocessNode):
+    """Doubles audio into an output allocated in shared memory; a binary input
+    is allocated for and dropped (its chunk must come back); text is echoed."""
+
+    def process(self, data: RuntimeData) -> RuntimeData | None:
+        if data.kind == "text":
+            return data.copy()
+        out = self.allocate("out", like=data)
+        if data.kind == "binary":
+            return None
+        np.multiply(data.payload, 2, out=out.payload)
+        return out
