@@ -27,7 +27,9 @@ import {
   decode,
   encodedSize,
   encodeInto,
+  payloadBytes,
   type RuntimeData,
+  writeHeader,
 } from "./runtime_data.ts";
 
 /** Bytes of the RuntimeData header that precedes every payload. */
@@ -682,6 +684,8 @@ export class Publisher implements Disposable {
   readonly #addressOut = new BigUint64Array(1);
   #loan: Pointer | null = null;
   #loanBytes = 0;
+  /** The message {@linkcode Publisher.allocate} made in the open loan. */
+  #allocated: { data: RuntimeData; bytes: Uint8Array } | null = null;
   #sequence = 0n;
   #messages = 0;
   #bytes = 0;
@@ -905,11 +909,96 @@ export class Publisher implements Disposable {
       });
     }
     this.#loan = null;
+    this.#allocated = null;
     return loan;
+  }
+
+  /**
+   * A message shaped like `like` (kind, metadata, payload length and element
+   * type) whose payload is a writable view of a loan of this publisher: fill
+   * it in place, then {@linkcode Publisher.publish} it and nothing is copied.
+   * Metadata changed on it before then (`frameNumber`...) is sent too. It is
+   * the open loan: `discard()` gives it back, and there is one at a time.
+   * Do not touch it after publishing: the memory is the subscribers' then.
+   *
+   * @param like Any message of the wanted kind and size (its payload is not
+   * read), e.g. a template or the previous frame.
+   * @param options Bound of the wait for a free chunk.
+   * @returns The message to fill.
+   * @throws {TypeError} For text and json (their payload must be valid
+   * UTF-8 or JSON: build them and publish).
+   * @throws {BackpressureTimeoutError} When no chunk frees in time.
+   *
+   * @example Render a frame in shared memory and send it without a copy
+   * ```ts
+   * import { ChannelContext } from "@remotemedia/multiprocess/channel";
+   * import { video, type VideoData } from "@remotemedia/multiprocess/runtime-data";
+   * await using ctx = await ChannelContext.create();
+   * const channel = ctx.channel("frames");
+   * using sub = channel.subscriber();
+   * using pub = channel.publisher();
+   * const template = video(new Uint8Array(4 * 2 * 3), { width: 4, height: 2, pixelFormat: "rgb24" });
+   * const frame = await pub.allocate(template);
+   * frame.data.fill(255);
+   * frame.frameNumber = 1n;
+   * await pub.publish(frame);
+   * using sample = await sub.receive();
+   * console.log((sample?.data as VideoData).frameNumber); // 1n
+   * ```
+   */
+  async allocate<T extends RuntimeData>(
+    like: T,
+    options: PublishOptions = {},
+  ): Promise<T> {
+    if (like.kind === "text" || like.kind === "json") {
+      throw new TypeError(
+        `cannot allocate ${like.kind} in place: build it and publish()`,
+      );
+    }
+    const payloadLength = payloadBytes(like).byteLength;
+    const bytes = await this.loanAsync(HEADER_BYTES + payloadLength, options);
+    try {
+      writeHeader(bytes, {
+        ...like,
+        payloadLength,
+        sequence: 0n,
+        timestampNs: 0n,
+      });
+      const data = decode(bytes) as T;
+      this.#allocated = { data, bytes };
+      return data;
+    } catch (e) {
+      this.discard();
+      throw e;
+    }
+  }
+
+  /** Sends `data` in place when it is the allocated message; null if not. */
+  #sendAllocated(data: RuntimeData): number | null {
+    const allocated = this.#allocated;
+    if (!allocated || allocated.data !== data) return null;
+    const { bytes } = allocated;
+    const payload = payloadBytes(data);
+    if (
+      payload.buffer !== bytes.buffer ||
+      payload.byteOffset !== bytes.byteOffset + HEADER_BYTES ||
+      payload.byteLength !== bytes.byteLength - HEADER_BYTES
+    ) {
+      // Its payload was replaced: give the loan back and copy as usual.
+      this.discard();
+      return null;
+    }
+    writeHeader(bytes, { ...data, payloadLength: payload.byteLength });
+    this.#stamp(data, bytes);
+    return this.send();
   }
 
   #write(data: RuntimeData, bytes: Uint8Array): void {
     encodeInto(data, bytes);
+    this.#stamp(data, bytes);
+  }
+
+  #stamp(data: RuntimeData, bytes: Uint8Array): void {
     const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
     // Stamp what the producer left unset: sequence and send time.
     if (data.sequence === undefined || data.sequence === 0n) {
@@ -943,6 +1032,8 @@ export class Publisher implements Disposable {
     data: RuntimeData,
     options: PublishOptions = {},
   ): Promise<number> {
+    const sent = this.#sendAllocated(data);
+    if (sent !== null) return sent;
     const bytes = await this.loanAsync(encodedSize(data), options);
     try {
       this.#write(data, bytes);
@@ -969,6 +1060,7 @@ export class Publisher implements Disposable {
    * ```
    */
   tryPublish(data: RuntimeData): boolean {
+    if (this.#sendAllocated(data) !== null) return true;
     const bytes = this.tryLoan(encodedSize(data));
     if (!bytes) return false;
     try {

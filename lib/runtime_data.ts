@@ -805,7 +805,21 @@ export function binary(
 // ---------------------------------------------------------------------------
 // Encoding
 
-function payloadBytes(rd: RuntimeData): Uint8Array {
+/**
+ * The payload of `rd` as bytes: a view of the same memory (samples, pixels,
+ * tensor elements or encoded text), never a copy.
+ *
+ * @param rd The message.
+ * @returns Its payload bytes.
+ *
+ * @example
+ * ```ts
+ * import { audio, payloadBytes } from "@remotemedia/multiprocess/runtime-data";
+ * const rd = audio(new Float32Array(4), { sampleRate: 16000 });
+ * console.log(payloadBytes(rd).byteLength); // 16
+ * ```
+ */
+export function payloadBytes(rd: RuntimeData): Uint8Array {
   let view: ArrayBufferView;
   switch (rd.kind) {
     case "audio":

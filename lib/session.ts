@@ -611,6 +611,49 @@ export class Session extends EventTarget implements AsyncDisposable {
    * ```
    */
   async send(input: string, data: RuntimeData): Promise<boolean> {
+    const publisher = await this.#input(input);
+    try {
+      if (!this.#config.enableBackpressure) return publisher.tryPublish(data);
+      await publisher.publish(data, { signal: this.#abort.signal });
+      return true;
+    } catch (e) {
+      if (this.closed) throw this.#closedError();
+      throw e;
+    }
+  }
+
+  /**
+   * A message for pipeline input `input` shaped like `like`, whose payload is
+   * a writable view of shared memory: fill it in place and
+   * {@linkcode Session.send} it, and it reaches the first node without a copy
+   * (see {@linkcode Publisher.allocate}). One allocation per input is open at
+   * a time.
+   *
+   * @param input The pipeline input name.
+   * @param like Any message of the wanted kind and size, e.g. a template frame.
+   * @returns The message to fill.
+   * @throws {TypeError} For text and json.
+   * @throws {ProcessCrashError} (or the session's other failure) when the session failed.
+   *
+   * @example
+   * ```ts ignore
+   * const frame = await session.allocate("video", template);
+   * camera.readInto(frame.data); // the frame lands in shared memory
+   * await session.send("video", frame);
+   * ```
+   */
+  async allocate<T extends RuntimeData>(input: string, like: T): Promise<T> {
+    const publisher = await this.#input(input);
+    try {
+      return await publisher.allocate(like, { signal: this.#abort.signal });
+    } catch (e) {
+      if (this.closed) throw this.#closedError();
+      throw e;
+    }
+  }
+
+  /** The publisher of input `input`, once the session is ready. */
+  async #input(input: string): Promise<Publisher> {
     const publisher = this.#inputs.get(input);
     if (!publisher) {
       throw new ChannelError(
@@ -623,14 +666,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     if (this.closed) throw this.#closedError();
     await this.#ready.promise;
     if (this.closed) throw this.#closedError();
-    try {
-      if (!this.#config.enableBackpressure) return publisher.tryPublish(data);
-      await publisher.publish(data, { signal: this.#abort.signal });
-      return true;
-    } catch (e) {
-      if (this.closed) throw this.#closedError();
-      throw e;
-    }
+    return publisher;
   }
 
   /**

@@ -398,7 +398,7 @@ Deno.test("3000 paced round trips through an echo node: no wake-up is lost", asy
   await expectGone(session);
 });
 
-Deno.test("a node writes its output into shared memory; unsent allocations give their chunks back", async () => {
+Deno.test("Deno and a node fill messages in shared memory; unsent allocations give their chunks back", async () => {
   await using ex = executor({ channelCapacity: 4 });
   const session = await ex.createSession(single("inplace_gain"), {
     ...modules,
@@ -423,7 +423,13 @@ Deno.test("a node writes its output into shared memory; unsent allocations give 
     return r.value.data;
   };
   const samples = Float32Array.from({ length: 960 }, (_, i) => i / 10);
-  await session.send("in", audio(samples, { sampleRate: 48000, channels: 2 }));
+  // Deno fills its input in shared memory, the node its output.
+  const input = await session.allocate(
+    "in",
+    audio(new Float32Array(960), { sampleRate: 48000, channels: 2 }),
+  );
+  (input.samples as Float32Array).set(samples);
+  await session.send("in", input);
   const doubled = await next() as AudioData;
   assertEquals(doubled.kind, "audio");
   assertEquals(doubled.channels, 2);
