@@ -14,8 +14,10 @@
  *   - `python_to_deno`: one-way, measured by Deno.
  *   - `roundtrip`: payload Deno -> Python, 128-byte ack back, from the stamp
  *     to the ack in Deno's hands.
- * - `shm_session` rows: the same payloads through a session and a Python echo
- *   node (`publish()` copies into the loan and the echo returns the payload).
+ * - `shm_session` rows: the same payloads through a session and one Python
+ *   node: `roundtrip_echo` (`send()` copies into the loan and the `echo` node
+ *   copies it back) and `roundtrip_in_place` (Deno allocates its input in
+ *   shared memory and the `inplace_forward` node its output: no copy).
  * - `pipe` rows: the payload over Deno.Command stdin, Python reads it all and
  *   answers one byte on stdout.
  * - `floor`: a 1-byte ping-pong over a Unix stream socket.
@@ -223,16 +225,25 @@ for (const [direction, rate] of Object.entries(throughput)) {
   }
 }
 
-// Shared memory through a session and a Python echo node.
-{
+/**
+ * Round trips through a session and one Python node. `inPlace`: Deno
+ * allocates its input in shared memory (payload untouched) and the node
+ * allocates its output; otherwise `send()` copies a payload into the loan and
+ * the `echo` node copies it back.
+ */
+async function sessionRoundTrips(
+  nodeType: string,
+  inPlace: boolean,
+  direction: string,
+): Promise<void> {
   await using executor = new MultiprocessExecutor({
     python: { executable: python },
   });
-  const pipeline = new Pipeline().addNode("echo", "e").addInput("in", "e", "in")
-    .addOutput("out", "e", "out");
+  const pipeline = new Pipeline().addNode(nodeType, "n")
+    .addInput("in", "n", "in").addOutput("out", "n", "out");
   await using session = await executor.createSession(pipeline, {
-    modules: ["demo_nodes"],
-    modulePaths: [`${root}examples/nodes`],
+    modules: ["demo_nodes", "bench_nodes"],
+    modulePaths: [`${root}examples/nodes`, `${root}bench/nodes`],
     printLogs: false,
   });
   await session.initialize();
@@ -242,18 +253,23 @@ for (const [direction, rate] of Object.entries(throughput)) {
     const us: number[] = [];
     for (let i = 0; i < iterations(size) + 5; i++) {
       const t = performance.now();
-      await session.send("in", data);
+      await session.send(
+        "in",
+        inPlace ? await session.allocate("in", data) : data,
+      );
       await bounded(
         out.next(),
         TIMEOUT.timeoutMs,
-        `session echo of ${size} bytes`,
+        `session ${direction} of ${size} bytes`,
       );
       if (i >= 5) us.push((performance.now() - t) * 1000);
     }
-    row("shm_session", "roundtrip_echo", size, us);
+    row("shm_session", direction, size, us);
   }
   await out.return();
 }
+await sessionRoundTrips("echo", false, "roundtrip_echo");
+await sessionRoundTrips("inplace_forward", true, "roundtrip_in_place");
 
 if (!json) {
   const get = (transport: string, direction: string, bytes: number): Row =>
@@ -273,13 +289,14 @@ if (!json) {
   );
   console.log(
     "bytes      | D->P one-way     | P->D one-way     | RT (ack)         | " +
-      "session echo     | pipe RT            | pipe/RT",
+      "session echo     | session in place | pipe RT            | pipe/RT",
   );
   for (const size of sizes) {
     const d = get("shm", "deno_to_python", size);
     const p = get("shm", "python_to_deno", size);
     const r = get("shm", "roundtrip", size);
     const e = get("shm_session", "roundtrip_echo", size);
+    const ip = get("shm_session", "roundtrip_in_place", size);
     const pp = get("pipe", "roundtrip", size);
     const ratio = pp.p50_us / r.p50_us;
     console.log(
@@ -294,9 +311,11 @@ if (!json) {
             r.p50_us <= 1.5 * floor.p50_us && r.p95_us <= 1.5 * floor.p95_us,
           )
         }`.padEnd(16)
-      } | ${pair(e).padEnd(16)} | ${pair(pp).padEnd(18)} | ${
-        ratio.toFixed(1)
-      }x${size === 10 << 20 ? ` ${ok(ratio >= 200)}` : ""}`,
+      } | ${pair(e).padEnd(16)} | ${pair(ip).padEnd(16)} | ${
+        pair(pp).padEnd(18)
+      } | ${ratio.toFixed(1)}x${
+        size === 10 << 20 ? ` ${ok(ratio >= 200)}` : ""
+      }`,
     );
   }
   for (const dir of ["deno_to_python", "roundtrip", "python_to_deno"]) {
