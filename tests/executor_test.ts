@@ -14,9 +14,11 @@ import {
   audio,
   type AudioData,
   binary,
+  type RuntimeData,
   text,
   type TextData,
 } from "../lib/runtime_data.ts";
+import type { Sample } from "../lib/channel.ts";
 import type { ProgressEvent, Session } from "../lib/session.ts";
 import { fillPattern, sha256 } from "./support/shm.ts";
 
@@ -50,6 +52,25 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The next sample's data of `outputs`, failing after `ms` (never hangs). */
+async function nextWithin(
+  outputs: AsyncGenerator<Sample, void, undefined>,
+  ms: number,
+  what: string,
+): Promise<RuntimeData> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const next = await Promise.race([
+    outputs.next(),
+    new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  assert(next !== null, `no ${what} within ${ms} ms`);
+  assert(!next.done, `the outputs ended before ${what}`);
+  return next.value.data;
 }
 
 async function expectGone(session: Session): Promise<void> {
@@ -382,17 +403,8 @@ Deno.test("3000 paced round trips through an echo node: no wake-up is lost", asy
   const out = session.receive("out");
   for (let i = 0; i < 3000; i++) {
     await session.send("in", text(String(i)));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const next = await Promise.race([
-      out.next(),
-      new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), 5000);
-      }),
-    ]);
-    clearTimeout(timer);
-    assert(next !== null, `no echo of message ${i} within 5 s`);
-    assert(!next.done);
-    assertEquals((next.value.data as TextData).text, String(i));
+    const data = await nextWithin(out, 5000, `the echo of message ${i}`);
+    assertEquals((data as TextData).text, String(i));
   }
   await out.return();
   await expectGone(session);
@@ -410,18 +422,7 @@ Deno.test("Deno and a node fill messages in shared memory; unsent allocations gi
   });
   await session.initialize();
   const out = session.receive("out");
-  const next = async () => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const r = await Promise.race([
-      out.next(),
-      new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), 10_000);
-      }),
-    ]);
-    clearTimeout(timer);
-    assert(r !== null && !r.done, "no output within 10 s");
-    return r.value.data;
-  };
+  const next = () => nextWithin(out, 10_000, "an output");
   const samples = Float32Array.from({ length: 960 }, (_, i) => i / 10);
   // Deno fills its input in shared memory, the node its output.
   const input = await session.allocate(
