@@ -1,4 +1,4 @@
-"""Node types for the executor tests: silent loaders and every kind of crash."""
+"""Node types for the executor tests: silent loaders, every kind of crash, in-place outputs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import ctypes
 import os
 
 import numpy as np
-
 from remotemedia_multiprocess.node import MultiprocessNode, register_node
 from remotemedia_multiprocess.runtime_data import RuntimeData
 
