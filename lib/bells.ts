@@ -53,13 +53,14 @@ export class BellRegistry {
 
   /**
    * @param root The isolation root (ends with `/`).
-   * @param socketPath The doorbell socket the links point to.
-   * @param tag Unique per context (names the link).
+   * @param socketPath The doorbell socket the links point to; unique per
+   * context, so its file name without `.sock` names the links.
    */
-  constructor(root: string, socketPath: string, tag: string) {
+  constructor(root: string, socketPath: string) {
     this.#root = root;
     this.#socketPath = socketPath;
-    this.#tag = tag;
+    this.#tag = socketPath.slice(socketPath.lastIndexOf("/") + 1)
+      .replace(/\.sock$/, "");
   }
 
   /**
@@ -89,17 +90,18 @@ export class BellRegistry {
     const link = this.#links.get(channel);
     if (!link || --link.users > 0) return;
     this.#links.delete(channel);
-    try {
-      Deno.removeSync(link.path);
-    } catch { /* the isolation may be gone already */ }
+    unlink(link.path);
   }
 
   /** Unlinks every bell. */
   clear(): void {
-    for (const channel of [...this.#links.keys()]) {
-      const link = this.#links.get(channel)!;
-      link.users = 1;
-      this.remove(channel);
-    }
+    for (const { path } of this.#links.values()) unlink(path);
+    this.#links.clear();
   }
+}
+
+function unlink(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch { /* the isolation may be gone already */ }
 }

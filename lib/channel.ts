@@ -210,10 +210,7 @@ export class ChannelContext implements AsyncDisposable {
     this.#conn = conn;
     this.#removeOnClose = removeOnClose;
     this.#pump = this.#runDoorbell();
-    const socketPath = listener.addr.path;
-    const tag = socketPath.slice(socketPath.lastIndexOf("/") + 1)
-      .replace(/\.sock$/, "");
-    this.#bells = new BellRegistry(isolation.root, socketPath, tag);
+    this.#bells = new BellRegistry(isolation.root, listener.addr.path);
     this.#bellAccept = this.#acceptBells();
   }
 
@@ -281,19 +278,28 @@ export class ChannelContext implements AsyncDisposable {
     );
   }
 
-  async #runDoorbell(): Promise<void> {
+  /** The native waker's byte: re-arm it before waking anyone, so an event
+   * after this point rings again. */
+  #runDoorbell(): Promise<void> {
+    return this.#readRings(this.#conn, () => {
+      this.#lib.rmp_waker_rearm(this.#waker);
+      this.#wakeAll();
+    });
+  }
+
+  /** Calls `onRing` after every read from `conn` until it ends or the
+   * context closes. */
+  async #readRings(conn: Deno.UnixConn, onRing: () => void): Promise<void> {
     const buffer = new Uint8Array(64);
     while (!this.#closed) {
       let n: number | null;
       try {
-        n = await this.#conn.read(buffer);
+        n = await conn.read(buffer);
       } catch {
         n = null;
       }
       if (n === null) break;
-      // Re-arm before waking anyone: an event after this point rings again.
-      this.#lib.rmp_waker_rearm(this.#waker);
-      this.#wakeAll();
+      onRing();
     }
   }
 
@@ -319,18 +325,10 @@ export class ChannelContext implements AsyncDisposable {
   }
 
   async #readBell(conn: Deno.UnixConn): Promise<void> {
-    const buffer = new Uint8Array(64);
-    while (!this.#closed) {
-      let n: number | null;
-      try {
-        n = await conn.read(buffer);
-      } catch {
-        n = null;
-      }
-      if (n === null) break;
+    await this.#readRings(conn, () => {
       this.#bellRings++;
       this.#wakeAll();
-    }
+    });
     this.#bellConns.delete(conn);
     try {
       conn.close();

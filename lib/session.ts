@@ -637,8 +637,8 @@ export class Session extends EventTarget implements AsyncDisposable {
    *
    * @example
    * ```ts ignore
-   * const frame = await session.allocate("video", template);
-   * camera.readInto(frame.data); // the frame lands in shared memory
+   * const frame = await session.allocate("video", template); // frame.data is shared memory
+   * frame.data.fill(128); // write the pixels in place
    * await session.send("video", frame);
    * ```
    */
@@ -654,15 +654,7 @@ export class Session extends EventTarget implements AsyncDisposable {
 
   /** The publisher of input `input`, once the session is ready. */
   async #input(input: string): Promise<Publisher> {
-    const publisher = this.#inputs.get(input);
-    if (!publisher) {
-      throw new ChannelError(
-        `pipeline has no input "${input}" (inputs: ${
-          [...this.#inputs.keys()].join(", ") || "none"
-        })`,
-        { channel: input },
-      );
-    }
+    const publisher = port(this.#inputs, "input", input);
     if (this.closed) throw this.#closedError();
     await this.#ready.promise;
     if (this.closed) throw this.#closedError();
@@ -683,15 +675,7 @@ export class Session extends EventTarget implements AsyncDisposable {
    * ```
    */
   async *receive(output: string): AsyncGenerator<Sample, void, undefined> {
-    const subscriber = this.#outputs.get(output);
-    if (!subscriber) {
-      throw new ChannelError(
-        `pipeline has no output "${output}" (outputs: ${
-          [...this.#outputs.keys()].join(", ") || "none"
-        })`,
-        { channel: output },
-      );
-    }
+    const subscriber = port(this.#outputs, "output", output);
     await this.#ready.promise;
     while (true) {
       if (this.#failure) throw this.#failure;
@@ -864,4 +848,22 @@ export class Session extends EventTarget implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** The port named `name` of `ports`, or a ChannelError listing the names. */
+function port<T>(
+  ports: Map<string, T>,
+  kind: "input" | "output",
+  name: string,
+): T {
+  const found = ports.get(name);
+  if (found === undefined) {
+    throw new ChannelError(
+      `pipeline has no ${kind} "${name}" (${kind}s: ${
+        [...ports.keys()].join(", ") || "none"
+      })`,
+      { channel: name },
+    );
+  }
+  return found;
 }
