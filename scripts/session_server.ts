@@ -79,8 +79,7 @@ async function create(m: CreateMessage): Promise<void> {
       modulePaths: m.module_paths ?? [],
       onProgress: (event) => emit({ type: "progress", ...event }),
     });
-    const failed = session;
-    failed.addEventListener("failed", (e) => {
+    session.addEventListener("failed", (e) => {
       const error = (e as CustomEvent<Error>).detail;
       emit({ type: "failed", name: error.name, message: error.message });
     });

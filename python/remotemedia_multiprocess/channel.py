@@ -31,6 +31,7 @@ import operator
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import iceoryx2 as iox2
@@ -603,10 +604,14 @@ class Publisher:
             return owner
         return None
 
-    def _send_in_place(self, loan: Loan, rd: RuntimeData) -> bool:
-        """Sends an allocated message: rewrites its header (metadata may have
-        changed) and sends the loan. False when its payload is no longer the
+    def _send_allocated(self, rd: RuntimeData) -> bool:
+        """Sends ``rd`` in place when it is an open allocation of this
+        publisher: rewrites its header (metadata may have changed) and sends
+        the loan. False otherwise, and when its payload is no longer the
         loan's (replaced by another array): the loan is given back then."""
+        loan = self._own_loan(rd)
+        if loan is None:
+            return False
         n = loan.size - HEADER_LEN
         payload = rd.payload
         if payload.nbytes != n or (n and _address_of(payload) != loan.payload_ptr + HEADER_LEN):
@@ -626,16 +631,14 @@ class Publisher:
         Raises:
             BackpressureTimeoutError: The channel stayed full for ``timeout`` s.
         """
-        loan = self._own_loan(rd)
-        if loan is not None and self._send_in_place(loan, rd):
+        if self._send_allocated(rd):
             return
         loan = self.loan(rd.encoded_size(), timeout)
         self._send(loan, rd)
 
     def try_publish(self, rd: RuntimeData) -> bool:
         """Like :meth:`publish` but never waits: False when the channel is full."""
-        loan = self._own_loan(rd)
-        if loan is not None and self._send_in_place(loan, rd):
+        if self._send_allocated(rd):
             return True
         loan = self.try_loan(rd.encoded_size())
         if loan is None:
@@ -830,9 +833,14 @@ class Subscriber:
         if sample is None:
             self.handle_events()
             return self._take()
+        self._drain_if_behind()
+        return sample
+
+    def _drain_if_behind(self) -> None:
+        """After a take: with more samples queued, a publisher may be waiting
+        for credit, so answer it now."""
         if self._port.has_samples():
             self.handle_events()
-        return sample
 
     def try_receive(self) -> RuntimeData | None:
         """The next message, or None when none is waiting.
@@ -866,13 +874,19 @@ class Subscriber:
             WireFormatError: As :meth:`try_receive`.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        return self._receive_until(deadline, lambda: False)
+
+    def _receive_until(
+        self, deadline: float | None, stop: Callable[[], bool]
+    ) -> RuntimeData | None:
+        """The next message, or None once past ``deadline`` or, when nothing
+        is queued, once ``stop()`` is true (checked after every wake-up)."""
         while True:
             sample = self._take()
             if sample is not None:
-                if self._port.has_samples():
-                    self.handle_events()  # behind: answer a waiting publisher
+                self._drain_if_behind()
                 return self._decode(sample)
-            if not self._wait(deadline):  # drains N/data itself
+            if stop() or not self._wait(deadline):  # the wait drains N/data itself
                 return None
 
     def receive_raw(self, timeout: float | None = None) -> RawSample | None:

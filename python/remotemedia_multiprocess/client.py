@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any, Self, TypedDict
+from typing import IO, Any, Self, TypedDict, TypeVar
 
 import iceoryx2 as iox2
 
@@ -43,6 +43,7 @@ from .runtime_data import RuntimeData
 __all__ = ["ProgressEvent", "Session", "SessionError", "find_deno"]
 
 _INTERNAL_WAKE = iox2.EventId.new(INTERNAL_WAKE)
+_P = TypeVar("_P", Publisher, Subscriber)
 _SERVER = Path(__file__).resolve().parents[2] / "scripts" / "session_server.ts"
 _CLOSE_TIMEOUT = 30.0
 
@@ -70,6 +71,14 @@ class SessionError(MultiprocessError):
     def __init__(self, message: str, *, name: str = "SessionServerError") -> None:
         super().__init__(f"{name}: {message}")
         self.name = name
+
+
+def _port(ports: Mapping[str, _P], kind: str, name: str) -> _P:
+    """The port named ``name``, or a KeyError listing the names."""
+    try:
+        return ports[name]
+    except KeyError:
+        raise KeyError(f"pipeline has no {kind} {name!r} ({kind}s: {list(ports)})") from None
 
 
 def find_deno() -> str:
@@ -295,12 +304,7 @@ class Session:
         self._check_ready()
         if self._failure is not None:
             raise self._failure
-        try:
-            return self._publishers[input]
-        except KeyError:
-            raise KeyError(
-                f"pipeline has no input {input!r} (inputs: {list(self._publishers)})"
-            ) from None
+        return _port(self._publishers, "input", input)
 
     def allocate(self, input: str, like: RuntimeData, timeout: float = 5.0) -> RuntimeData:
         """A message for pipeline input ``input`` shaped like ``like``, whose
@@ -326,21 +330,12 @@ class Session:
                 a blocked call is woken at once.
         """
         self._check_ready()
-        try:
-            subscriber = self._subscribers[output]
-        except KeyError:
-            raise KeyError(
-                f"pipeline has no output {output!r} (outputs: {list(self._subscribers)})"
-            ) from None
+        subscriber = _port(self._subscribers, "output", output)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            rd = subscriber.try_receive()
-            if rd is not None:
-                return rd
-            if self._failure is not None:
-                raise self._failure
-            if not subscriber._wait(deadline):
-                return None
+        rd = subscriber._receive_until(deadline, lambda: self._failure is not None)
+        if rd is None and self._failure is not None:
+            raise self._failure
+        return rd
 
     def close(self) -> None:
         """Closes the channels, asks the server to close the session and waits
