@@ -12,6 +12,7 @@
 
 /** Characters kept as they are in a bell directory name; others are `%XX`. */
 const SAFE = /^[A-Za-z0-9_-]$/;
+const encoder = new TextEncoder();
 
 /**
  * The directory name for channel `name`: UTF-8 bytes outside `[A-Za-z0-9_-]`
@@ -34,7 +35,7 @@ export function bellDirectoryName(name: string): string {
       out += ch;
       continue;
     }
-    for (const byte of new TextEncoder().encode(ch)) {
+    for (const byte of encoder.encode(ch)) {
       out += `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
     }
   }
