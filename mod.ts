@@ -41,7 +41,7 @@ export * from "./lib/config.ts";
 export * from "./lib/session.ts";
 export * from "./lib/executor.ts";
 export { monotonicNs } from "./lib/native.ts";
-export type { NodeExit } from "./lib/process_manager.ts";
+export { MAX_LOG_LINE_BYTES, type NodeExit } from "./lib/process_manager.ts";
 export {
   type Isolation,
   leftovers,

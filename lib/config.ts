@@ -40,6 +40,8 @@ export interface RuntimeConfig {
   initTimeoutSecs: number;
   /** How long a node may take to exit after shutdown before it is killed, in seconds. */
   cleanupGracePeriodSecs: number;
+  /** How long a publish may wait for a reader to free space, in seconds. */
+  publishTimeoutSecs: number;
   /** Whether a full channel makes the publisher wait (true) or fail at once (false). */
   enableBackpressure: boolean;
   /** The largest payload one sample may carry, header included, in bytes. */
@@ -102,6 +104,14 @@ export interface RuntimeConfigOptions {
    * @default {5}
    */
   cleanupGracePeriodSecs?: number;
+  /**
+   * Seconds a publish (Deno's `session.send` or a node's output) may wait
+   * for a reader to free space before it fails with
+   * `BackpressureTimeoutError` (greater than 0, at most 86400).
+   *
+   * @default {5}
+   */
+  publishTimeoutSecs?: number;
   /**
    * Whether a full channel makes the publisher wait for space.
    *
@@ -170,6 +180,11 @@ const TOP_FIELDS: Field[] = [
     toml: "cleanup_grace_period_secs",
     ts: "cleanupGracePeriodSecs",
     kind: { type: "number", min: 0, exclusiveMin: false, max: MAX_SECS },
+  },
+  {
+    toml: "publish_timeout_secs",
+    ts: "publishTimeoutSecs",
+    kind: { type: "number", min: 0, exclusiveMin: true, max: MAX_SECS },
   },
   {
     toml: "enable_backpressure",
@@ -498,6 +513,7 @@ export function resolveConfig(
     channelCapacity: top.channelCapacity ?? 8,
     initTimeoutSecs: top.initTimeoutSecs ?? 60,
     cleanupGracePeriodSecs: top.cleanupGracePeriodSecs ?? 5,
+    publishTimeoutSecs: top.publishTimeoutSecs ?? 5,
     enableBackpressure: top.enableBackpressure ?? true,
     maxPayloadBytes: top.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
     python: {

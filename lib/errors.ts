@@ -448,3 +448,36 @@ export class ResourceLimitError extends MultiprocessError {
  * ```
  */
 export class SessionClosedError extends MultiprocessError {}
+
+/**
+ * No sample arrived on a session output within the `timeoutMs` given to
+ * `session.receive()`.
+ *
+ * @example
+ * ```ts
+ * import { ReceiveTimeoutError } from "@remotemedia/multiprocess/errors";
+ * const e = new ReceiveTimeoutError("No sample", { output: "text", timeoutMs: 100 });
+ * console.log(e.output, e.timeoutMs); // "text" 100
+ * ```
+ */
+export class ReceiveTimeoutError extends MultiprocessError {
+  /** The pipeline output. */
+  readonly output: string;
+  /** The bound that passed, in milliseconds. */
+  readonly timeoutMs: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What timed out.
+   * @param options Output, bound and cause.
+   */
+  constructor(
+    message: string,
+    options: MultiprocessErrorOptions & { output: string; timeoutMs: number },
+  ) {
+    super(message, options);
+    this.output = options.output;
+    this.timeoutMs = options.timeoutMs;
+  }
+}

@@ -18,8 +18,16 @@ export interface NodeProcessOptions {
   args: string[];
   /** Extra environment variables. */
   env?: Record<string, string>;
-  /** Called with every complete line the process prints. */
-  onLine?: (stream: "stdout" | "stderr", line: string) => void;
+  /**
+   * Called with every line the process prints (without its newline). A line
+   * longer than {@linkcode MAX_LOG_LINE_BYTES} comes in parts, each but the
+   * last with `continued` true.
+   */
+  onLine?: (
+    stream: "stdout" | "stderr",
+    line: string,
+    continued: boolean,
+  ) => void;
 }
 
 /** The end of a node process. */
@@ -30,23 +38,69 @@ export interface NodeExit {
   signal: string | null;
 }
 
+/**
+ * Longest line passed on in one piece, in bytes. A longer one is passed on in
+ * parts of at most this size, each but the last marked `continued`, so one
+ * huge line neither stalls the node nor grows this process.
+ */
+export const MAX_LOG_LINE_BYTES = 64 * 1024;
+
+const NEWLINE = 0x0a;
+
+/**
+ * Splits a byte stream into lines in linear time with bounded memory: at most
+ * `maxLineBytes` are held for an unfinished line.
+ */
 async function pumpLines(
   stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
+  onLine: (line: string, continued: boolean) => void,
+  maxLineBytes = MAX_LOG_LINE_BYTES,
 ): Promise<void> {
   const decoder = new TextDecoder();
-  let pending = "";
+  let parts: Uint8Array[] = [];
+  let held = 0;
+  const flush = (continued: boolean) => {
+    let bytes: Uint8Array;
+    if (parts.length === 1) bytes = parts[0];
+    else {
+      bytes = new Uint8Array(held);
+      let at = 0;
+      for (const p of parts) {
+        bytes.set(p, at);
+        at += p.length;
+      }
+    }
+    parts = [];
+    held = 0;
+    let line = decoder.decode(bytes, { stream: continued });
+    if (!continued && line.endsWith("\r")) line = line.slice(0, -1);
+    onLine(line, continued);
+  };
   try {
     for await (const chunk of stream) {
-      pending += decoder.decode(chunk, { stream: true });
-      let newline: number;
-      while ((newline = pending.indexOf("\n")) >= 0) {
-        onLine(pending.slice(0, newline).replace(/\r$/, ""));
-        pending = pending.slice(newline + 1);
+      let start = 0;
+      while (start < chunk.length) {
+        const newline = chunk.indexOf(NEWLINE, start);
+        const end = newline < 0 ? chunk.length : newline;
+        while (held + (end - start) > maxLineBytes) {
+          const take = maxLineBytes - held;
+          parts.push(chunk.subarray(start, start + take));
+          held += take;
+          start += take;
+          flush(true);
+        }
+        if (end > start) {
+          // Copy: a chunk's buffer may be reused by the stream.
+          parts.push(chunk.slice(start, end));
+          held += end - start;
+        }
+        if (newline < 0) break;
+        flush(false);
+        start = newline + 1;
       }
     }
   } catch { /* the process is gone */ }
-  if (pending) onLine(pending);
+  if (held > 0) flush(false);
 }
 
 /**
@@ -78,8 +132,8 @@ export class NodeProcess {
     this.nodeId = nodeId;
     this.pid = child.pid;
     this.#child = child;
-    const out = pumpLines(child.stdout, (l) => onLine?.("stdout", l));
-    const err = pumpLines(child.stderr, (l) => onLine?.("stderr", l));
+    const out = pumpLines(child.stdout, (l, c) => onLine?.("stdout", l, c));
+    const err = pumpLines(child.stderr, (l, c) => onLine?.("stderr", l, c));
     this.exited = child.status.then(async (status) => {
       await Promise.all([out, err]);
       this.#exit = {

@@ -820,28 +820,87 @@ export function binary(
  * ```
  */
 export function payloadBytes(rd: RuntimeData): Uint8Array {
-  let view: ArrayBufferView;
-  switch (rd.kind) {
-    case "audio":
-      view = rd.samples;
-      break;
-    case "video":
-    case "tensor":
-    case "binary":
-      view = rd.data;
-      break;
-    case "text":
-    case "json":
-      view = rd.bytes;
-      break;
-    default:
-      throw new TypeError(
-        `unknown kind ${(rd as { kind: unknown }).kind}`,
-      );
-  }
+  const view = payloadOf(rd);
   return view instanceof Uint8Array
     ? view
     : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+}
+
+/**
+ * The typed array that holds `rd`'s payload, checked against its kind: a
+ * message built by hand with the wrong field type would otherwise encode as an
+ * empty payload and reach the nodes as if it were valid.
+ */
+function payloadOf(rd: RuntimeData): ArrayBufferView {
+  const kind = (rd as { kind: unknown } | null)?.kind;
+  switch (kind) {
+    case "audio": {
+      const { samples, format } = rd as AudioData;
+      const want = format === "i16" ? Int16Array : Float32Array;
+      if (!(samples instanceof want)) {
+        throw badPayload(kind, "samples", want.name, samples);
+      }
+      return samples;
+    }
+    case "video":
+    case "binary": {
+      const { data } = rd as VideoData | BinaryData;
+      if (!(data instanceof Uint8Array)) {
+        throw badPayload(kind, "data", "Uint8Array", data);
+      }
+      return data;
+    }
+    case "tensor": {
+      const { data, dtype } = rd as TensorData;
+      const want = DTYPE_CTORS[dtype];
+      if (want === undefined) {
+        throw new TypeError(
+          `Cannot encode a message of kind tensor: dtype ${
+            JSON.stringify(dtype)
+          } is not one of ${Object.keys(DTYPE_CTORS).join(", ")}`,
+        );
+      }
+      if (!(data instanceof want)) {
+        throw badPayload(`tensor (${dtype})`, "data", want.name, data);
+      }
+      return data;
+    }
+    case "text":
+    case "json": {
+      const { bytes } = rd as TextData | JsonData;
+      if (!(bytes instanceof Uint8Array)) {
+        throw badPayload(
+          kind,
+          "bytes",
+          `Uint8Array (build it with ${kind}())`,
+          bytes,
+        );
+      }
+      return bytes;
+    }
+    default:
+      throw new TypeError(
+        `Cannot encode a message of kind ${
+          JSON.stringify(kind)
+        }: the kind must be one of ${KINDS.filter(Boolean).join(", ")}`,
+      );
+  }
+}
+
+function badPayload(
+  kind: string,
+  field: string,
+  want: string,
+  got: unknown,
+): TypeError {
+  const found = got === null
+    ? "null"
+    : typeof got === "object"
+    ? (got as object).constructor?.name ?? "an object"
+    : typeof got;
+  return new TypeError(
+    `Cannot encode a message of kind ${kind}: ${field} must be ${want}, not ${found}`,
+  );
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   NodeInitError,
   NodeProcessError,
   ProcessCrashError,
+  ReceiveTimeoutError,
   SessionClosedError,
 } from "./errors.ts";
 import { type Isolation, isolationEnv } from "./isolation.ts";
@@ -74,6 +75,11 @@ export interface LogEvent {
   stream: "stdout" | "stderr";
   /** The line, without its newline. */
   line: string;
+  /**
+   * True when the line was longer than `MAX_LOG_LINE_BYTES` (64 KiB) and
+   * continues in the next event of the same stream.
+   */
+  continued: boolean;
 }
 
 /** A snapshot of one node. */
@@ -132,6 +138,12 @@ export interface SessionStats {
 export interface SessionOptions {
   /** Called for every progress event (also dispatched as `progress` events). */
   onProgress?: (event: ProgressEvent) => void;
+  /**
+   * Called for every error a node's `process()` raised (also dispatched as
+   * `error` events). An error that no callback or `error` listener hears is
+   * printed to stderr with the node id and the traceback.
+   */
+  onError?: (error: NodeProcessError) => void;
   /** Aborting it closes the session. */
   signal?: AbortSignal;
   /**
@@ -162,10 +174,24 @@ interface NodeEntry {
   message: string;
   lastProgressAt: number;
   connected: boolean;
+  /** Resolves with the runner's hello. */
+  hello: PromiseWithResolvers<void>;
   disconnected: PromiseWithResolvers<void>;
   initError?: { error: string; traceback: string };
   statsWaiters: Map<number, (m: RunnerMessage & { type: "stats" }) => void>;
   lastStats?: { received: number; sent: number; bytesOut: number };
+}
+
+/** Options of {@linkcode Session.receive}. */
+export interface SessionReceiveOptions {
+  /** Aborting it ends the wait: the iteration throws the signal's reason. */
+  signal?: AbortSignal;
+  /**
+   * Most milliseconds to wait for each next sample; the iteration then throws
+   * `ReceiveTimeoutError`.
+   * @default {no bound: the wait ends with a sample, the signal, close() or a failure}
+   */
+  timeoutMs?: number;
 }
 
 /** @internal What the executor hands a session. */
@@ -177,6 +203,12 @@ export interface SessionInit {
 }
 
 const HEARTBEAT_MS = 1000;
+/** After a runner's exit, how long its hello may still be in flight. */
+const HELLO_GRACE_MS = 20;
+/** After a runner's exit, how long its control connection may take to end. */
+const DISCONNECT_GRACE_MS = 500;
+/** Most time a node still in `initialize()` gets to stop before SIGKILL. */
+const INIT_STOP_GRACE_MS = 500;
 
 /**
  * A running pipeline. Made by `MultiprocessExecutor.createSession`, which
@@ -214,6 +246,12 @@ export class Session extends EventTarget implements AsyncDisposable {
   #closing: Promise<void> | undefined;
   #statsId = 0;
   #isReady = false;
+  /** `error` listeners, so an error nobody hears is printed instead of lost. */
+  readonly #errorListeners = new Map<
+    EventListenerOrEventListenerObject,
+    { once: boolean }
+  >();
+  #unheardHintShown = false;
 
   /** @internal use `MultiprocessExecutor.createSession`. */
   constructor(id: string, init: SessionInit) {
@@ -232,9 +270,57 @@ export class Session extends EventTarget implements AsyncDisposable {
         message: "",
         lastProgressAt: 0,
         connected: false,
+        hello: Promise.withResolvers<void>(),
         disconnected: Promise.withResolvers<void>(),
         statsWaiters: new Map(),
       });
+    }
+  }
+
+  /**
+   * Adds an event listener (see the class description for the events).
+   * `error` listeners are counted: an error no listener hears is printed.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options As for `EventTarget.addEventListener`.
+   */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener, options);
+    const capture = typeof options === "boolean" ? options : options?.capture;
+    if (type !== "error" || listener === null || capture) return;
+    const opts = typeof options === "object" ? options : {};
+    if (opts.signal?.aborted) return;
+    if (!this.#errorListeners.has(listener)) {
+      this.#errorListeners.set(listener, { once: opts.once ?? false });
+      opts.signal?.addEventListener(
+        "abort",
+        () => this.#errorListeners.delete(listener),
+        { once: true },
+      );
+    }
+  }
+
+  /**
+   * Removes an event listener.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options As for `EventTarget.removeEventListener`.
+   */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener, options);
+    const capture = typeof options === "boolean" ? options : options?.capture;
+    if (type === "error" && listener !== null && !capture) {
+      this.#errorListeners.delete(listener);
     }
   }
 
@@ -268,7 +354,8 @@ export class Session extends EventTarget implements AsyncDisposable {
           executable: this.#config.python.executable,
           args: ["-m", "remotemedia_multiprocess.runner", "--spec", specPath],
           env,
-          onLine: (stream, line) => this.#log(id, stream, line),
+          onLine: (stream, line, continued) =>
+            this.#log(id, stream, line, continued),
         });
         node.process = child;
         node.pid = child.pid;
@@ -281,21 +368,10 @@ export class Session extends EventTarget implements AsyncDisposable {
       throw e;
     }
     this.#heartbeat = setInterval(() => this.#beat(), HEARTBEAT_MS / 2);
-    this.#initTimer = setTimeout(() => {
-      const waiting = [...this.#nodes.values()].filter((n) =>
-        n.state === "initializing"
-      );
-      const first = waiting[0];
-      if (!first) return;
-      this.#fail(
-        new NodeInitError(
-          `node${waiting.length > 1 ? "s" : ""} ${
-            waiting.map((n) => `"${n.id}"`).join(", ")
-          } did not finish initialize() within ${this.#config.initTimeoutSecs} s`,
-          { nodeId: first.id, timedOut: true },
-        ),
-      );
-    }, this.#config.initTimeoutSecs * 1000);
+    this.#initTimer = setTimeout(
+      () => this.#initTimedOut(),
+      this.#config.initTimeoutSecs * 1000,
+    );
     if (signal) {
       const onAbort = () => this.close();
       signal.addEventListener("abort", onAbort, { once: true });
@@ -303,6 +379,32 @@ export class Session extends EventTarget implements AsyncDisposable {
         signal.removeEventListener("abort", onAbort)
       );
     }
+  }
+
+  /** Fails the session naming every node still in start-up, loaders first. */
+  #initTimedOut(): void {
+    const waiting = [...this.#nodes.values()]
+      .filter((n) => n.state === "initializing")
+      .sort((a, b) => Number(b.connected) - Number(a.connected));
+    if (waiting.length === 0) return;
+    const describe = (n: NodeEntry) => {
+      if (!n.connected) return `"${n.id}" (its runner never connected)`;
+      const fraction = n.fraction === null
+        ? ""
+        : ` ${Math.round(n.fraction * 100)}%`;
+      const said = n.message ? ` "${n.message}"` : "";
+      return `"${n.id}" (last progress:${
+        fraction || said ? "" : " none"
+      }${fraction}${said})`;
+    };
+    this.#fail(
+      new NodeInitError(
+        `${waiting.length > 1 ? "Nodes" : "Node"} ${
+          waiting.map(describe).join(", ")
+        } did not finish initialize() within ${this.#config.initTimeoutSecs} s`,
+        { nodeId: waiting[0].id, timedOut: true },
+      ),
+    );
   }
 
   #openChannels(): void {
@@ -336,7 +438,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   }
 
   #publishTimeoutMs(): number {
-    return Math.max(1000, this.#config.initTimeoutSecs * 1000);
+    return this.#config.publishTimeoutSecs * 1000;
   }
 
   #writeSpecs(): Map<string, string> {
@@ -369,10 +471,21 @@ export class Session extends EventTarget implements AsyncDisposable {
     return specs;
   }
 
-  #log(nodeId: string, stream: "stdout" | "stderr", line: string): void {
-    if (this.#options.printLogs ?? true) console.error(`[${nodeId}] ${line}`);
+  #log(
+    nodeId: string,
+    stream: "stdout" | "stderr",
+    line: string,
+    continued = false,
+  ): void {
+    if (this.#options.printLogs ?? true) {
+      console.error(
+        `[${nodeId}] ${line}${continued ? " [line continues]" : ""}`,
+      );
+    }
     this.dispatchEvent(
-      new CustomEvent<LogEvent>("log", { detail: { nodeId, stream, line } }),
+      new CustomEvent<LogEvent>("log", {
+        detail: { nodeId, stream, line, continued },
+      }),
     );
   }
 
@@ -438,6 +551,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     switch (m.type) {
       case "hello":
         node.connected = true;
+        node.hello.resolve();
         this.#progress(node, "loading", false);
         break;
       case "progress":
@@ -477,13 +591,8 @@ export class Session extends EventTarget implements AsyncDisposable {
         );
         break;
       case "process_error":
-        this.dispatchEvent(
-          new CustomEvent<NodeProcessError>("error", {
-            detail: new NodeProcessError(m.error, {
-              nodeId,
-              traceback: m.traceback,
-            }),
-          }),
+        this.#nodeError(
+          new NodeProcessError(m.error, { nodeId, traceback: m.traceback }),
         );
         break;
       case "status":
@@ -509,6 +618,36 @@ export class Session extends EventTarget implements AsyncDisposable {
     }
   }
 
+  /** Hands a node's `process()` error to its listeners, or prints it. */
+  #nodeError(error: NodeProcessError): void {
+    const heard = this.#errorListeners.size > 0 ||
+      this.#options.onError !== undefined;
+    try {
+      this.#options.onError?.(error);
+    } catch (e) {
+      console.error(`onError threw: ${e}`);
+    }
+    this.dispatchEvent(
+      new CustomEvent<NodeProcessError>("error", { detail: error }),
+    );
+    for (const [listener, { once }] of this.#errorListeners) {
+      if (once) this.#errorListeners.delete(listener);
+    }
+    if (heard) return;
+    const traceback = error.traceback?.trimEnd();
+    console.error(
+      `Unhandled NodeProcessError in node "${error.nodeId}": ${error.message}${
+        traceback ? `\n${traceback}` : ""
+      }`,
+    );
+    if (!this.#unheardHintShown) {
+      this.#unheardHintShown = true;
+      console.error(
+        `(the message it was processing produced no output; listen for the session's "error" event or pass onError to handle node errors)`,
+      );
+    }
+  }
+
   async #onExit(node: NodeEntry, exit: NodeExit): Promise<void> {
     if (this.#closing && !this.#failure) {
       this.#setState(node, "stopped");
@@ -519,11 +658,13 @@ export class Session extends EventTarget implements AsyncDisposable {
       return;
     }
     // The control connection may still hold the runner's last words
-    // (an init_error): read them before deciding what happened.
-    await Promise.race([
-      node.disconnected.promise,
-      new Promise((r) => setTimeout(r, 500)),
-    ]);
+    // (an init_error): read them before deciding what happened. A runner
+    // that never said hello has none, unless its hello is still in flight
+    // (its connection not yet read): a short wait covers that.
+    if (!node.connected) await within(node.hello.promise, HELLO_GRACE_MS);
+    if (node.connected) {
+      await within(node.disconnected.promise, DISCONNECT_GRACE_MS);
+    }
     if (this.#failure || this.#closing) return;
     this.#setState(node, "error");
     if (node.initError) return;
@@ -539,7 +680,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   async #fail(error: Error): Promise<void> {
     if (this.#failure || this.#closing) return this.#closing;
     this.#failure = error;
-    this.#ready.reject(error);
+    // initialize() rejects only once every process is stopped (#shutdown).
     this.#abort.abort(error);
     this.dispatchEvent(new CustomEvent("failed", { detail: error }));
     // Another node failed: the rest stop now, not after a grace period.
@@ -667,25 +808,50 @@ export class Session extends EventTarget implements AsyncDisposable {
    * Ends when the session closes; throws the session's failure if it failed.
    *
    * @param output The pipeline output name.
+   * @param options An abort signal and a bound on each wait.
    * @returns An async iterator of samples.
+   * @throws {ReceiveTimeoutError} When `timeoutMs` passed without a sample.
    *
    * @example
    * ```ts ignore
-   * for await (const sample of session.receive("text")) console.log(sample.data);
+   * for await (const sample of session.receive("text", { timeoutMs: 5000 })) {
+   *   console.log(sample.data);
+   * }
    * ```
    */
-  async *receive(output: string): AsyncGenerator<Sample, void, undefined> {
+  async *receive(
+    output: string,
+    options: SessionReceiveOptions = {},
+  ): AsyncGenerator<Sample, void, undefined> {
     const subscriber = port(this.#outputs, "output", output);
+    const { timeoutMs, signal: userSignal } = options;
+    if (
+      timeoutMs !== undefined &&
+      !(Number.isFinite(timeoutMs) && timeoutMs >= 0)
+    ) {
+      throw new RangeError(
+        `timeoutMs must be a finite number >= 0, got ${timeoutMs}`,
+      );
+    }
+    userSignal?.throwIfAborted();
+    const signal = userSignal
+      ? AbortSignal.any([userSignal, this.#abort.signal])
+      : this.#abort.signal;
     await this.#ready.promise;
     while (true) {
       if (this.#failure) throw this.#failure;
       if (this.closed) return;
       const sample = subscriber.closed
         ? null
-        : await subscriber.receive({ signal: this.#abort.signal });
+        : await subscriber.receive({ signal, timeoutMs });
       if (!sample) {
         if (this.#failure) throw this.#failure;
-        return;
+        userSignal?.throwIfAborted();
+        if (this.closed || subscriber.closed) return;
+        throw new ReceiveTimeoutError(
+          `No sample on output "${output}" within ${timeoutMs} ms`,
+          { output, timeoutMs: timeoutMs ?? 0 },
+        );
       }
       try {
         yield sample;
@@ -799,6 +965,10 @@ export class Session extends EventTarget implements AsyncDisposable {
   async #shutdown(graceMs: number): Promise<void> {
     this.#closing ??= (async () => {
       this.#stopTimers();
+      const wasInitializing = new Set(
+        [...this.#nodes.values()].filter((n) => n.state === "initializing")
+          .map((n) => n.id),
+      );
       for (const node of this.#nodes.values()) {
         if (node.state !== "error" && node.state !== "stopped") {
           this.#setState(node, "stopping");
@@ -814,7 +984,14 @@ export class Session extends EventTarget implements AsyncDisposable {
       await Promise.all(
         [...this.#nodes.values()].map(async (node) => {
           if (!node.process) return;
-          await node.process.stop(graceMs);
+          // A node still in initialize() has nothing to flush; its runner
+          // cancels an awaiting initialize() on shutdown, but a loader busy
+          // in native code cannot hear it: do not wait out the whole grace.
+          await node.process.stop(
+            wasInitializing.has(node.id)
+              ? Math.min(graceMs, INIT_STOP_GRACE_MS)
+              : graceMs,
+          );
           if (node.state !== "error") this.#setState(node, "stopped");
         }),
       );
@@ -848,6 +1025,16 @@ export class Session extends EventTarget implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** Waits for `promise` or `ms`, whichever comes first. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    promise,
+    new Promise<void>((resolve) => timer = setTimeout(resolve, ms)),
+  ]);
+  clearTimeout(timer);
 }
 
 /** The port named `name` of `ports`, or a ChannelError listing the names. */

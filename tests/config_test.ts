@@ -26,6 +26,7 @@ function defaults(
     channelCapacity: 8,
     initTimeoutSecs: 60,
     cleanupGracePeriodSecs: 5,
+    publishTimeoutSecs: 5,
     enableBackpressure: true,
     maxPayloadBytes: 64 * 1024 * 1024 + 128,
     python: {
@@ -89,6 +90,7 @@ Deno.test("a file with every key", async () => {
       channelCapacity: 16,
       initTimeoutSecs: 12.5,
       cleanupGracePeriodSecs: 0,
+      publishTimeoutSecs: 2.5,
       enableBackpressure: false,
       maxPayloadBytes: 1048704,
       python: {
@@ -192,7 +194,7 @@ const FILE_ERRORS: [string, string, string][] = [
   [
     "unknown_key",
     "multiprocess.chanel_capacity",
-    "unknown key (known: max_processes_per_session, channel_capacity, init_timeout_secs, cleanup_grace_period_secs, enable_backpressure, max_payload_bytes, python)",
+    "unknown key (known: max_processes_per_session, channel_capacity, init_timeout_secs, cleanup_grace_period_secs, publish_timeout_secs, enable_backpressure, max_payload_bytes, python)",
   ],
   [
     "unknown_python_key",
@@ -250,6 +252,11 @@ const FILE_ERRORS: [string, string, string][] = [
     "cleanup_negative",
     "multiprocess.cleanup_grace_period_secs",
     "must be at least 0 and at most 86400, got -1",
+  ],
+  [
+    "publish_timeout_zero",
+    "multiprocess.publish_timeout_secs",
+    "must be greater than 0 and at most 86400, got 0",
   ],
   [
     "backpressure_string",
@@ -380,7 +387,7 @@ Deno.test("options given in code are validated too, without a file", async () =>
     [
       { channel_capacity: 4 } as unknown as RuntimeConfigOptions,
       "channel_capacity",
-      "unknown option (known: maxProcessesPerSession, channelCapacity, initTimeoutSecs, cleanupGracePeriodSecs, enableBackpressure, maxPayloadBytes, python)",
+      "unknown option (known: maxProcessesPerSession, channelCapacity, initTimeoutSecs, cleanupGracePeriodSecs, publishTimeoutSecs, enableBackpressure, maxPayloadBytes, python)",
     ],
     [
       { python: { venv_path: "/x" } } as unknown as RuntimeConfigOptions,

@@ -14,64 +14,18 @@ import {
   audio,
   type AudioData,
   binary,
-  type RuntimeData,
   text,
   type TextData,
 } from "../lib/runtime_data.ts";
-import type { Sample } from "../lib/channel.ts";
 import type { ProgressEvent, Session } from "../lib/session.ts";
 import { fillPattern, sha256 } from "./support/shm.ts";
-
-const root = new URL("..", import.meta.url).pathname;
-const modules = {
-  modules: ["demo_nodes", "exec_nodes"],
-  modulePaths: [`${root}examples/nodes`, `${root}tests/nodes`],
-};
-const python = `${root}.venv/bin/python`;
-
-function executor(extra: Record<string, unknown> = {}): MultiprocessExecutor {
-  return new MultiprocessExecutor({
-    python: { executable: python },
-    initTimeoutSecs: 30,
-    ...extra,
-  });
-}
-
-function single(
-  type: string,
-  config: Record<string, string | number> = {},
-): Pipeline {
-  return new Pipeline().addNode(type, "n", config).addInput("in", "n", "in")
-    .addOutput("out", "n", "out");
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !stat.split(") ")[1].startsWith("Z");
-  } catch {
-    return false;
-  }
-}
-
-/** The next sample's data of `outputs`, failing after `ms` (never hangs). */
-async function nextWithin(
-  outputs: AsyncGenerator<Sample, void, undefined>,
-  ms: number,
-  what: string,
-): Promise<RuntimeData> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const next = await Promise.race([
-    outputs.next(),
-    new Promise<null>((resolve) => {
-      timer = setTimeout(() => resolve(null), ms);
-    }),
-  ]);
-  clearTimeout(timer);
-  assert(next !== null, `no ${what} within ${ms} ms`);
-  assert(!next.done, `the outputs ended before ${what}`);
-  return next.value.data;
-}
+import {
+  alive,
+  executor,
+  modules,
+  nextWithin,
+  single,
+} from "./support/sessions.ts";
 
 async function expectGone(session: Session): Promise<void> {
   await session.close();

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import sys
 
 import numpy as np
 from remotemedia_multiprocess.node import MultiprocessNode, register_node
@@ -62,3 +63,21 @@ class InPlaceGain(MultiprocessNode):
             return None
         np.multiply(data.payload, 2, out=out.payload)
         return out
+
+
+@register_node("line_printer")
+class LinePrinter(MultiprocessNode):
+    """On input text "<n>": prints one line of n characters ("0123456789"
+    repeated) in 1 MiB writes without a newline until the end, then echoes."""
+
+    def process(self, data: RuntimeData) -> RuntimeData:
+        n = int(data.text)
+        block = "0123456789" * (1024 * 1024 // 10)
+        written = 0
+        while written < n:
+            part = block[: min(len(block), n - written)]
+            sys.stdout.write(part)
+            written += len(part)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        return data.copy()
