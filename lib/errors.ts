@@ -466,6 +466,44 @@ export class ReceiveTimeoutError extends MultiprocessError {
   /** The bound that passed, in milliseconds. */
   readonly timeoutMs: number;
 
+/** One node module the runner could not import. */
+export interface ModuleImportFailure {
+  /** The module name, as given in `modules`. */
+  module: string;
+  /** The exception line (`ImportError: ...`). */
+  error: string;
+  /** True when the module itself is not on the path (not something it imports). */
+  notFound: boolean;
+  /** `file:line` where the import failed, when known. */
+  location?: string;
+  /** The Python traceback from the module's own frames ("" when not found). */
+  traceback: string;
+}
+
+/**
+ * Node modules failed to import, so nothing was spawned. Raised even when the
+ * node types the pipeline needs were found: a module that fails half-way may
+ * have registered some of its types only.
+ *
+ * @example
+ * ```ts
+ * import { NodeModuleError } from "@remotemedia/multiprocess/errors";
+ * const e = new NodeModuleError("Cannot import node module \"asr\"", {
+ *   failures: [{ module: "asr", error: "ImportError: no torch", notFound: false, traceback: "" }],
+ *   modulePaths: ["/srv/nodes"],
+ *   missingPaths: [],
+ * });
+ * console.log(e.failures[0].module); // "asr"
+ * ```
+ */
+export class NodeModuleError extends MultiprocessError {
+  /** Every module that failed, in the order given. */
+  readonly failures: ModuleImportFailure[];
+  /** The module folders searched (absolute), before the Python path. */
+  readonly modulePaths: string[];
+  /** Those of {@linkcode NodeModuleError.modulePaths} that do not exist. */
+  readonly missingPaths: string[];
+
   /**
    * Creates the error.
    *
@@ -479,5 +517,21 @@ export class ReceiveTimeoutError extends MultiprocessError {
     super(message, options);
     this.output = options.output;
     this.timeoutMs = options.timeoutMs;
+
+   * @param message What failed (every module, error and folder).
+   * @param options Failures, folders and cause.
+   */
+  constructor(
+    message: string,
+    options: MultiprocessErrorOptions & {
+      failures: ModuleImportFailure[];
+      modulePaths: string[];
+      missingPaths: string[];
+    },
+  ) {
+    super(message, options);
+    this.failures = options.failures;
+    this.modulePaths = options.modulePaths;
+    this.missingPaths = options.missingPaths;
   }
 }

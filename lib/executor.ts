@@ -12,7 +12,9 @@ import {
   type RuntimeConfigOptions,
 } from "./config.ts";
 import {
+  type ModuleImportFailure,
   MultiprocessError,
+  NodeModuleError,
   PipelineValidationError,
   ProcessSpawnError,
   ResourceLimitError,
@@ -38,8 +40,39 @@ export interface ListNodeTypesOptions {
 export interface NodeTypeListing {
   /** Every registered type with its ports. */
   types: Map<string, NodeTypeInfo>;
-  /** Modules that failed to import, with the error. */
-  errors: { module: string; error: string }[];
+  /** Modules that failed to import, with the error and where. */
+  errors: ModuleImportFailure[];
+  /** The module folders searched (absolute), before the Python path. */
+  modulePaths: string[];
+  /** Those of `modulePaths` that do not exist. */
+  missingPaths: string[];
+}
+
+/** The runner's wording (runner.py `_folders_text`), so both sides say the same. */
+function foldersText(listing: NodeTypeListing): string {
+  if (!listing.modulePaths.length) {
+    return "No module folders were given, so only the Python path was searched.";
+  }
+  const shown = listing.modulePaths.map((p) =>
+    listing.missingPaths.includes(p) ? `${p} (does not exist)` : p
+  );
+  return `Module folders searched: ${shown.join(", ")}, then the Python path.`;
+}
+
+/** The message of a {@linkcode NodeModuleError} (runner.py `describe_import_errors`). */
+function importErrorsText(listing: NodeTypeListing): string {
+  const detail = (f: ModuleImportFailure) =>
+    f.notFound
+      ? `${f.error} (not found in the module folders or on the Python path)`
+      : f.location
+      ? `${f.error} (at ${f.location})`
+      : f.error;
+  const names = listing.errors.map((f) => `"${f.module}"`).join(", ");
+  const head = listing.errors.length === 1
+    ? `Cannot import node module ${names}: ${detail(listing.errors[0])}`
+    : `Cannot import node modules ${names}:` +
+      listing.errors.map((f) => `\n  ${f.module}: ${detail(f)}`).join("");
+  return `${head}\n${foldersText(listing)}`;
 }
 
 const MODULE_PYTHON_DIR = new URL("../python/", import.meta.url).pathname;
@@ -152,7 +185,8 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * module set). Spawns one short-lived Python process.
    *
    * @param options Modules and folders.
-   * @returns Types with their ports, and import errors.
+   * @returns Types with their ports, the modules that failed to import (with
+   * the error and where), and the folders searched (and which do not exist).
    * @throws {ProcessSpawnError} when Python cannot run.
    *
    * @example
@@ -168,7 +202,11 @@ export class MultiprocessExecutor implements AsyncDisposable {
     if (!listing) {
       listing = this.#listNodeTypes(modules, modulePaths);
       this.#typeCache.set(key, listing);
-      listing.catch(() => this.#typeCache.delete(key));
+      // A failed import is not kept: the user may fix the module and retry.
+      listing.then(
+        (l) => l.errors.length && this.#typeCache.delete(key),
+        () => this.#typeCache.delete(key),
+      );
     }
     return listing;
   }
@@ -217,11 +255,21 @@ export class MultiprocessExecutor implements AsyncDisposable {
     }
     try {
       const parsed = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
+      const errors = (parsed.errors ?? []) as Record<string, unknown>[];
       return {
         types: new Map(
           Object.entries(parsed.types as Record<string, NodeTypeInfo>),
         ),
-        errors: parsed.errors ?? [],
+        errors: errors.map((e) => ({
+          module: String(e.module),
+          error: String(e.error),
+          notFound: e.not_found === true,
+          location: typeof e.location === "string" ? e.location : undefined,
+          traceback: typeof e.traceback === "string" ? e.traceback : "",
+        })),
+        // An older runner does not report folders: say nothing wrong then.
+        modulePaths: parsed.module_paths ?? modulePaths,
+        missingPaths: parsed.missing_paths ?? [],
       };
     } catch (cause) {
       throw new MultiprocessError(
@@ -239,7 +287,11 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * @param pipeline The pipeline.
    * @param options Progress callback, abort signal, node modules.
    * @returns The session.
-   * @throws {PipelineValidationError} for an invalid pipeline (nothing spawned).
+   * @throws {NodeModuleError} when any of `options.modules` fails to import,
+   * naming each module, its error and the folders searched (nothing spawned).
+   * @throws {PipelineValidationError} for an invalid pipeline (nothing
+   * spawned); an `unknown_node_type` one also names the modules imported and
+   * the folders searched, and says when no modules were given.
    * @throws {ResourceLimitError} when the pipeline needs more processes than allowed.
    * @throws {ProcessSpawnError} when Python is missing.
    *
@@ -262,19 +314,36 @@ export class MultiprocessExecutor implements AsyncDisposable {
       );
     }
     const listing = await this.listNodeTypes(options);
+    if (listing.errors.length) {
+      // Fails even when the types needed were found: a module that failed
+      // half-way may have registered some of its types only.
+      const unknown = [
+        ...new Set(
+          pipeline.toJSON().nodes.map((n) => n.type).filter((t) =>
+            !listing.types.has(t)
+          ),
+        ),
+      ].map((t) => `\nNode type "${t}" is not registered.`).join("");
+      throw new NodeModuleError(importErrorsText(listing) + unknown, {
+        failures: listing.errors,
+        modulePaths: listing.modulePaths,
+        missingPaths: listing.missingPaths,
+      });
+    }
     try {
       pipeline.validate({ registry: listing.types });
     } catch (e) {
       if (
-        e instanceof PipelineValidationError &&
-        e.code === "unknown_node_type" && listing.errors.length
+        e instanceof PipelineValidationError && e.code === "unknown_node_type"
       ) {
+        const modules = options.modules ?? [];
+        const where = modules.length
+          ? `Imported modules: ${modules.join(", ")}.`
+          : "No node modules were given: list the modules that register your node types in `modules`.";
         throw new PipelineValidationError(
           "unknown_node_type",
-          `${
-            e.message.replace(/^unknown_node_type: /, "")
-          }; modules that failed to import: ${
-            listing.errors.map((x) => `${x.module} (${x.error})`).join("; ")
+          `${e.message.replace(/^unknown_node_type: /, "")}. ${where} ${
+            foldersText(listing)
           }`,
           { cause: e, nodeId: e.nodeId },
         );

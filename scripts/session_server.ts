@@ -6,7 +6,11 @@
  * then `{"type":"close"}`. Out: `{"type":"progress",...}` lines, then
  * `{"type":"ready","prefix","root","capacity","max_subscribers","inputs","outputs"}`
  * or `{"type":"error","name","message"}`; after ready, a session failure (a
- * node crashed) is `{"type":"failed","name","message"}`. Node logs go to stderr. On stdin
+ * node crashed) is `{"type":"failed","name","message"}`, and a node's
+ * `process()` raising (the node keeps running) is
+ * `{"type":"process_error","node_id","message","traceback"}`: this program
+ * listens for every such error, so the client is the one that reports it.
+ * Node logs go to stderr. On stdin
  * EOF the session is closed and the program exits, so a dead client leaves
  * nothing running.
  *
@@ -22,6 +26,7 @@
  */
 import {
   MultiprocessExecutor,
+  type NodeProcessError,
   Pipeline,
   type RuntimeConfigOptions,
   type Session,
@@ -78,6 +83,15 @@ async function create(m: CreateMessage): Promise<void> {
       modules: m.modules ?? [],
       modulePaths: m.module_paths ?? [],
       onProgress: (event) => emit({ type: "progress", ...event }),
+    });
+    session.addEventListener("error", (e) => {
+      const error = (e as CustomEvent<NodeProcessError>).detail;
+      emit({
+        type: "process_error",
+        node_id: error.nodeId,
+        message: error.message,
+        traceback: error.traceback,
+      });
     });
     session.addEventListener("failed", (e) => {
       const error = (e as CustomEvent<Error>).detail;

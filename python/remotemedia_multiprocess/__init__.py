@@ -13,6 +13,7 @@ from .errors import (
     BackpressureTimeoutError,
     ChannelError,
     MultiprocessError,
+    NodeProcessError,
     WireFormatError,
     WireFormatReason,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "Loan",
     "MultiprocessError",
     "MultiprocessNode",
+    "NodeProcessError",
     "Pipeline",
     "PipelineValidationError",
     "Publisher",

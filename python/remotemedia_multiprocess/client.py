@@ -8,6 +8,13 @@ over iceoryx2 shared memory, in the session's isolation. When the session
 fails after it was ready (a node crashed), :meth:`Session.receive` and
 :meth:`Session.send` raise :class:`SessionError` (a blocked ``receive`` is woken).
 
+A node's ``process()`` raising does not fail the session (the node keeps
+running), so it is not raised either; it is never silent: each one is a
+:class:`NodeProcessError` passed to ``on_error``, or, without ``on_error``,
+logged on the ``remotemedia.client`` logger at ERROR level with the node id,
+message and traceback (printed on stderr when logging is not configured), and
+the latest ones are kept in :attr:`Session.errors`.
+
 Example:
     >>> from remotemedia_multiprocess import Pipeline, RuntimeData
     >>> p = Pipeline().add_node("echo", "e").add_input("in", "e", "in").add_output("out", "e", "out")
@@ -19,8 +26,10 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
+import logging
 import os
 import queue
 import shutil
@@ -36,16 +45,21 @@ import iceoryx2 as iox2
 
 from ._iox import IoxEnv
 from .channel import INTERNAL_WAKE, Channel, Publisher, Subscriber
-from .errors import MultiprocessError
+from .errors import MultiprocessError, NodeProcessError
 from .pipeline import Pipeline
 from .runtime_data import RuntimeData
 
-__all__ = ["ProgressEvent", "Session", "SessionError", "find_deno"]
+__all__ = ["NodeProcessError", "ProgressEvent", "Session", "SessionError", "find_deno"]
 
 _INTERNAL_WAKE = iox2.EventId.new(INTERNAL_WAKE)
 _P = TypeVar("_P", Publisher, Subscriber)
 _SERVER = Path(__file__).resolve().parents[2] / "scripts" / "session_server.ts"
 _CLOSE_TIMEOUT = 30.0
+_MAX_ERRORS = 1000
+"""How many node errors :attr:`Session.errors` keeps (the latest): a node that
+fails on every frame must not grow the client without bound."""
+
+log = logging.getLogger("remotemedia.client")
 
 
 class ProgressEvent(TypedDict):
@@ -112,6 +126,12 @@ class Session:
             ``initTimeoutSecs``, ``python: {executable}``...). The Python
             executable defaults to this interpreter.
         on_progress: Called with every progress event during :meth:`initialize`.
+        on_error: Called with a :class:`NodeProcessError` each time a node's
+            ``process()`` raises (the node keeps running). It runs on the
+            client's reader thread, so keep it short; an exception it raises is
+            logged. Without it, each error is logged on ``remotemedia.client``
+            at ERROR level (stderr when logging is not configured). Either
+            way the error is added to :attr:`errors`.
 
     Example:
         >>> s = Session({"version": 1, "nodes": []})  # doctest: +SKIP
@@ -125,6 +145,7 @@ class Session:
         module_paths: Iterable[str] = (),
         config: Mapping[str, Any] | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
+        on_error: Callable[[NodeProcessError], None] | None = None,
     ) -> None:
         self._pipeline = pipeline.to_dict() if isinstance(pipeline, Pipeline) else dict(pipeline)
         self._modules = list(modules)
@@ -135,6 +156,9 @@ class Session:
         cfg["python"] = python
         self._config = cfg
         self._on_progress = on_progress
+        self._on_error = on_error
+        self._errors: collections.deque[NodeProcessError] = collections.deque(maxlen=_MAX_ERRORS)
+        self._errors_lock = threading.Lock()  # the reader thread appends
         self._proc: subprocess.Popen[bytes] | None = None
         self._messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._reader: threading.Thread | None = None
@@ -181,12 +205,42 @@ class Session:
             except json.JSONDecodeError:
                 print(f"session_server: {line.decode(errors='replace')}", file=sys.stderr)
                 continue
-            if m.get("type") == "failed":
+            kind = m.get("type")
+            if kind == "process_error":
+                # Not queued: nothing reads the queue after ready, and a node
+                # failing on every frame would grow it without bound.
+                self._node_error(m)
+                continue
+            if kind == "failed":
                 self._fail(SessionError(str(m.get("message", "")), name=str(m.get("name"))))
             self._messages.put(m)
         if not self._closed:
             self._fail(SessionError("the session server exited"))
         self._messages.put(None)  # EOF
+
+    def _node_error(self, m: Mapping[str, Any]) -> None:
+        """Records a node's process() error and hands it to on_error, or logs it."""
+        error = NodeProcessError(
+            str(m.get("message", "")),
+            node_id=str(m.get("node_id", "?")),
+            traceback=str(m.get("traceback", "")),
+        )
+        with self._errors_lock:
+            self._errors.append(error)
+        if self._on_error is None:
+            log.error(
+                "Node %r: process() raised %s\n%s",
+                error.node_id,
+                error,
+                error.traceback.rstrip("\n"),
+            )
+            return
+        try:
+            self._on_error(error)
+        except Exception:  # the reader thread must go on
+            log.exception(
+                "on_error raised while handling node %r's error: %s", error.node_id, error
+            )
 
     def _fail(self, error: SessionError) -> None:
         """Records the session's failure and wakes every blocked receive()."""
@@ -285,6 +339,13 @@ class Session:
             raise SessionError("call initialize() first")
 
     @property
+    def errors(self) -> list[NodeProcessError]:
+        """The node errors reported so far, oldest first (the latest 1000):
+        each time a node's ``process()`` raised. Those nodes kept running."""
+        with self._errors_lock:
+            return list(self._errors)
+
+    @property
     def failure(self) -> SessionError | None:
         """Why the session failed after it was ready (a node crashed, the
         server died), or ``None``."""
@@ -319,15 +380,28 @@ class Session:
         return self._input(input).allocate(like, timeout=timeout)
 
     def receive(self, output: str, timeout: float | None = None) -> RuntimeData | None:
-        """The next message of pipeline output ``output``, or ``None`` on timeout.
+        """The next message of pipeline output ``output``.
 
         The message may be a view of shared memory: call ``release()`` (or use
         it as a context manager) when done; ``copy()`` keeps it.
+
+        Args:
+            output: The pipeline output.
+            timeout: Seconds to wait; ``None`` waits until a message comes or
+                the session fails, 0 only looks.
+
+        Returns:
+            The message, or ``None`` only when ``timeout`` passed. A node whose
+            ``process()`` raised produces no output for that input: its error
+            went to ``on_error`` or the log, and to :attr:`errors`, and is not
+            raised here (the node keeps running, and the error need not
+            concern ``output``), so use a timeout when an input may fail.
 
         Raises:
             SessionError: Once the session failed (a node crashed: ``name`` is
                 ``ProcessCrashError``) and no message is left on ``output``;
                 a blocked call is woken at once.
+            KeyError: For an unknown output.
         """
         self._check_ready()
         subscriber = _port(self._subscribers, "output", output)

@@ -14,6 +14,7 @@ __all__ = [
     "BackpressureTimeoutError",
     "ChannelError",
     "MultiprocessError",
+    "NodeProcessError",
     "WireFormatError",
     "WireFormatReason",
 ]
@@ -113,3 +114,26 @@ class BackpressureTimeoutError(ChannelError):
     ) -> None:
         super().__init__(message, channel=channel, node_id=node_id)
         self.timeout_s = timeout_s
+
+
+class NodeProcessError(MultiprocessError):
+    """A node's ``process()`` raised. The node and the pipeline keep running:
+    the error is reported (see ``client.Session``), not raised from ``send``
+    or ``receive``.
+
+    Example:
+        >>> e = NodeProcessError("ValueError: bad", node_id="asr", traceback="Traceback...")
+        >>> e.node_id, str(e)
+        ('asr', 'ValueError: bad')
+    """
+
+    node_id: str
+    """The node that raised."""
+
+    traceback: str
+    """The Python traceback, from the node's own frames."""
+
+    def __init__(self, message: str, *, node_id: str, traceback: str) -> None:
+        super().__init__(message, node_id=node_id)
+        self.node_id = node_id
+        self.traceback = traceback

@@ -53,7 +53,14 @@ from .errors import WireFormatError
 from .node import MultiprocessNode, get_node_class, registered_types
 from .runtime_data import RuntimeData
 
-__all__ = ["NodeSpec", "list_types", "main", "run_node"]
+__all__ = [
+    "NodeSpec",
+    "describe_import_errors",
+    "describe_unknown_type",
+    "list_types",
+    "main",
+    "run_node",
+]
 
 _STATUS_INTERVAL = 0.05
 """At most one processing/ready pair per 50 ms (docs/runner-protocol.md)."""
@@ -127,21 +134,123 @@ class NodeSpec:
             raise ValueError(f"runner spec is missing {e.args[0]!r}") from None
 
 
-def _import_modules(module_paths: Sequence[str], modules: Sequence[str]) -> list[dict[str, str]]:
-    """Imports node modules; returns one ``{"module", "error"}`` per failure."""
+def _search_folders(module_paths: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The module folders as absolute paths, and those that are not folders."""
+    absolute = [os.path.abspath(p) for p in module_paths]
+    return absolute, [p for p in absolute if not os.path.isdir(p)]
+
+
+def _import_location(error: BaseException) -> str | None:
+    """``file:line`` of the innermost frame of ``error`` outside the runner
+    and importlib (where a module's import failed), or None."""
+    frames = [
+        f
+        for f in traceback.extract_tb(error.__traceback__)
+        if not f.filename.startswith(_HIDDEN_DIRS) and not f.filename.startswith("<frozen")
+    ]
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{error.filename}:{error.lineno}"
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+
+
+def _import_modules(module_paths: Sequence[str], modules: Sequence[str]) -> list[dict[str, Any]]:
+    """Imports node modules; returns one failure record per module that did
+    not import: ``{"module", "error", "not_found", "location", "traceback"}``.
+
+    ``not_found`` is true when the module itself is not on the path (rather
+    than something it imports), ``location`` is where the import failed.
+    """
     for path in reversed(module_paths):
         absolute = os.path.abspath(path)
         if absolute not in sys.path:
             sys.path.insert(0, absolute)
-    errors: list[dict[str, str]] = []
+    errors: list[dict[str, Any]] = []
     for name in modules:
         try:
             importlib.import_module(name)
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
-            errors.append({"module": name, "error": f"{type(e).__name__}: {e}".rstrip(": ")})
+            missing = getattr(e, "name", None) if isinstance(e, ModuleNotFoundError) else None
+            # "No module named 'pkg'" for "pkg.mod" is the module missing too;
+            # any other name is a dependency the module imports.
+            not_found = missing is not None and (name == missing or name.startswith(missing + "."))
+            errors.append(
+                {
+                    "module": name,
+                    "error": f"{type(e).__name__}: {e}".rstrip(": "),
+                    "not_found": not_found,
+                    "location": None if not_found else _import_location(e),
+                    "traceback": "" if not_found else _node_traceback(e),
+                }
+            )
     return errors
+
+
+def _folders_text(module_paths: Sequence[str], missing: Sequence[str]) -> str:
+    if not module_paths:
+        return "No module folders were given, so only the Python path was searched."
+    shown = [f"{p} (does not exist)" if p in missing else p for p in module_paths]
+    return "Module folders searched: " + ", ".join(shown) + ", then the Python path."
+
+
+def describe_import_errors(
+    errors: Sequence[Mapping[str, Any]], module_paths: Sequence[str], missing: Sequence[str]
+) -> str:
+    """The message for modules that failed to import (as the Deno executor
+    words it: module, error, where, and the folders searched).
+
+    Args:
+        errors: Failure records of :func:`list_types`.
+        module_paths: The absolute module folders.
+        missing: Those of them that do not exist.
+
+    Returns:
+        A message, one line per module plus one for the folders.
+    """
+
+    def detail(e: Mapping[str, Any]) -> str:
+        if e.get("not_found"):
+            return f"{e['error']} (not found in the module folders or on the Python path)"
+        where = e.get("location")
+        return f"{e['error']} (at {where})" if where else str(e["error"])
+
+    names = ", ".join(f'"{e["module"]}"' for e in errors)
+    if len(errors) == 1:
+        head = f"Cannot import node module {names}: {detail(errors[0])}"
+    else:
+        head = f"Cannot import node modules {names}:" + "".join(
+            f"\n  {e['module']}: {detail(e)}" for e in errors
+        )
+    return f"{head}\n{_folders_text(module_paths, missing)}"
+
+
+def describe_unknown_type(
+    node_type: str,
+    known: Sequence[str],
+    modules: Sequence[str],
+    module_paths: Sequence[str],
+    missing: Sequence[str],
+) -> str:
+    """The message for a node type no imported module registered.
+
+    Args:
+        node_type: The type asked for.
+        known: The registered types.
+        modules: The modules imported (all of them imported).
+        module_paths: The absolute module folders.
+        missing: Those of them that do not exist.
+
+    Returns:
+        A message naming the modules and the folders.
+    """
+    head = f"Unknown node type {node_type!r} (registered: {', '.join(known) or 'none'})."
+    if not modules:
+        return (
+            f"{head} No node modules were given: list the modules that register "
+            f"your node types in `modules`. {_folders_text(module_paths, missing)}"
+        )
+    return f"{head} Imported modules: {', '.join(modules)}. {_folders_text(module_paths, missing)}"
 
 
 def list_types(module_paths: Sequence[str], modules: Sequence[str]) -> dict[str, Any]:
@@ -152,14 +261,19 @@ def list_types(module_paths: Sequence[str], modules: Sequence[str]) -> dict[str,
         modules: Module names to import.
 
     Returns:
-        ``{"types": {type: {"inputs": [...], "outputs": [...]}}, "errors": [...]}``.
+        ``{"types": {type: {"inputs": [...], "outputs": [...]}}, "errors": [...],
+        "module_paths": [...], "missing_paths": [...]}``: ``errors`` has one
+        record per module that failed to import (see
+        docs/runner-protocol.md), ``module_paths`` the folders as absolute
+        paths and ``missing_paths`` those that do not exist.
     """
+    folders, missing = _search_folders(module_paths)
     errors = _import_modules(module_paths, modules)
     types = {
         name: {"inputs": list(cls.inputs), "outputs": list(cls.outputs)}
         for name, cls in sorted(registered_types().items())
     }
-    return {"types": types, "errors": errors}
+    return {"types": types, "errors": errors, "module_paths": folders, "missing_paths": missing}
 
 
 @contextlib.contextmanager
@@ -288,11 +402,8 @@ class _Runner:
     def _init_error(self, error: str, tb: str) -> int:
         self._close_channels()
         self.send({"type": "init_error", "error": error, "traceback": tb})
-        print(
-            f"init error: {error}\n{tb}",
-            file=sys.stderr,
-            end="" if tb.endswith("\n") else "\n",
-        )
+        text = f"init error: {error}\n{tb}" if tb else f"init error: {error}"
+        print(text, file=sys.stderr, end="" if text.endswith("\n") else "\n")
         return 1
 
     def _open_channels(self) -> None:
@@ -350,13 +461,19 @@ class _Runner:
 
         try:
             errors = _import_modules(spec.module_paths, spec.modules)
+            folders, missing = _search_folders(spec.module_paths)
             cls = get_node_class(spec.node_type)
+            if errors:
+                # Fails even when the type was found: a module that failed
+                # half-way may have registered some of its types only.
+                message = describe_import_errors(errors, folders, missing)
+                if cls is None:
+                    message += f"\nNode type {spec.node_type!r} is not registered."
+                return self._init_error(message, "".join(str(e["traceback"]) for e in errors))
             if cls is None:
-                detail = "; ".join(f"{e['module']}: {e['error']}" for e in errors)
-                known = ", ".join(sorted(registered_types())) or "none"
-                raise LookupError(
-                    f"unknown node type {spec.node_type!r} (registered: {known})"
-                    + (f"; modules that failed to import: {detail}" if detail else "")
+                known = sorted(registered_types())
+                return self._init_error(
+                    describe_unknown_type(spec.node_type, known, spec.modules, folders, missing), ""
                 )
             self.node_cls = cls
             node = cls(spec.node_id, spec.config)
@@ -690,11 +807,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not args.spec:
         parser.error("one of --spec or --list-types is required")
+    raw: Any = None
     try:
         with open(args.spec, encoding="utf-8") as f:
-            spec = NodeSpec.from_json(json.load(f))
+            raw = json.load(f)
+        spec = NodeSpec.from_json(raw)
     except (OSError, ValueError) as e:
-        print(f"cannot read the runner spec {args.spec}: {e}", file=sys.stderr)
+        message = f"Cannot read the runner spec {args.spec}: {e}"
+        print(message, file=sys.stderr)
+        _report_unreadable_spec(raw, message)
         return 1
     code = run_node(spec)
     # Exit now: a node's leftover non-daemon threads must not keep the
@@ -706,5 +827,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     os._exit(code)
 
 
+def _report_unreadable_spec(raw: Any, message: str) -> None:
+    """Tells the executor why, as an init error, when the spec parsed far
+    enough to name the node and the control socket (a spec of another
+    version, say); the executor then reports it instead of a bare exit code."""
+    if not isinstance(raw, Mapping):
+        return
+    node_id, path = raw.get("node_id"), raw.get("control_socket")
+    if not isinstance(node_id, str) or not isinstance(path, str):
+        return
+    try:
+        conn = ControlConnection.connect(path, timeout=2.0)
+    except OSError:
+        return
+    try:
+        conn.send({"type": "hello", "node_id": node_id, "pid": os.getpid()})
+        conn.send({"type": "init_error", "error": message, "traceback": ""})
+    finally:
+        conn.close()
+
+
 if __name__ == "__main__":
-    main()
+    # main()'s code is the exit status (1 when the spec cannot be read).
+    sys.exit(main())

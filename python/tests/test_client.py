@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from remotemedia_multiprocess import Pipeline, RuntimeData
+from remotemedia_multiprocess import NodeProcessError, Pipeline, RuntimeData
 from remotemedia_multiprocess.client import ProgressEvent, Session, SessionError, find_deno
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,3 +190,99 @@ def test_a_node_crash_after_ready_fails_receive_and_send() -> None:
             session.send("in", RuntimeData.text("again"))
     finally:
         session.close()
+
+
+def _crasher() -> Pipeline:
+    return (
+        Pipeline("error-test")
+        .add_node("crasher", "c")
+        .add_input("in", "c", "in")
+        .add_output("out", "c", "out")
+    )
+
+
+def _wait_for(predicate: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+def test_a_node_error_reaches_on_error_and_errors_and_the_node_goes_on() -> None:
+    # Issue 7, defect 2: the client never heard of process() errors.
+    seen: list[NodeProcessError] = []
+    with Session(
+        _crasher(),
+        modules=["exec_nodes"],
+        module_paths=[str(REPO / "tests" / "nodes")],
+        on_error=seen.append,
+    ) as session:
+        session.initialize(timeout=60)
+        session.send("in", RuntimeData.text("raise"))  # ValueError in process()
+        assert session.receive("out", timeout=0.5) is None  # timeout: no output for it
+        assert _wait_for(lambda: len(seen) == 1), "on_error was not called"
+        error = seen[0]
+        assert isinstance(error, NodeProcessError)
+        assert error.node_id == "c"
+        assert str(error) == "ValueError: bad input in process"
+        assert "Traceback (most recent call last)" in error.traceback
+        assert "exec_nodes.py" in error.traceback
+        assert session.errors == [error]
+        assert session.failure is None
+        session.send("in", RuntimeData.text("still here"))
+        with session.receive("out", timeout=10) as rd:
+            assert rd is not None and rd.text == "still here"
+
+
+_UNHEARD = """
+import sys, time
+from remotemedia_multiprocess import NodeProcessError, Pipeline, RuntimeData
+from remotemedia_multiprocess.client import Session
+p = Pipeline().add_node("crasher", "c").add_input("in", "c", "in").add_output("out", "c", "out")
+with Session(p, modules=["exec_nodes"], module_paths=[sys.argv[1]]) as s:
+    s.initialize(timeout=60)
+    s.send("in", RuntimeData.text("raise"))
+    deadline = time.monotonic() + 10
+    while not s.errors and time.monotonic() < deadline:
+        time.sleep(0.02)
+    print(len(s.errors), flush=True)
+"""
+
+
+def test_an_unheard_node_error_is_printed_on_stderr() -> None:
+    # No on_error and no logging configured: Python's last-resort handler
+    # prints it, as an uncaught exception would be.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "python"), env.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [sys.executable, "-c", _UNHEARD, str(REPO / "tests" / "nodes")],
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == 0, stderr
+    assert result.stdout.strip() == b"1"
+    assert "Node 'c': process() raised ValueError: bad input in process" in stderr
+    assert "Traceback (most recent call last)" in stderr
+    assert 'exec_nodes.py", line' in stderr
+
+
+def test_an_on_error_that_raises_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(_error: NodeProcessError) -> None:
+        raise RuntimeError("on_error is broken")
+
+    with Session(
+        _crasher(),
+        modules=["exec_nodes"],
+        module_paths=[str(REPO / "tests" / "nodes")],
+        on_error=broken,
+    ) as session:
+        session.initialize(timeout=60)
+        session.send("in", RuntimeData.text("raise"))
+        assert _wait_for(lambda: bool(session.errors))
+        assert _wait_for(lambda: any("on_error raised" in r.message for r in caplog.records))
+        session.send("in", RuntimeData.text("ok"))  # the reader thread went on
+        with session.receive("out", timeout=10) as rd:
+            assert rd is not None and rd.text == "ok"

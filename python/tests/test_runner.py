@@ -168,6 +168,7 @@ class Harness:
         outputs: dict[str, str] | None = None,
         modules: tuple[str, ...] = ("runner_test_nodes",),
         module_paths: tuple[Path, ...] = (NODES_DIR,),
+        spec_fields: dict[str, Any] | None = None,
     ) -> Runner:
         inputs = {"in": ["in.x"]} if inputs is None else inputs
         outputs = {"out": f"{node_id}.out"} if outputs is None else outputs
@@ -192,6 +193,7 @@ class Harness:
             "channel_capacity": 8,
             "max_payload_bytes": 64 * 1024 * 1024 + 128,
             "publish_timeout_secs": 5,
+            **(spec_fields or {}),
         }
         spec_path = self.tmp / f"spec-{node_id}.json"
         spec_path.write_text(json.dumps(spec))
@@ -342,6 +344,77 @@ def test_unknown_type_and_import_failure_are_init_errors(harness: Harness) -> No
     assert "no_such_type" in err["error"]
     assert "broken_module" in err["error"]
     assert "broken on purpose" in err["error"]
+    assert runner.wait() == 1
+
+
+def test_a_module_failing_to_import_fails_the_node_even_when_its_type_is_found(
+    harness: Harness,
+) -> None:
+    # Issue 7, defect 3: the failure used to be ignored once t_echo was found.
+    runner = harness.start("t_echo", modules=("runner_test_nodes", "half_broken_module"))
+    harness.control.expect("hello")
+    err = harness.control.expect("init_error")
+    assert err["error"].startswith('Cannot import node module "half_broken_module": RuntimeError')
+    assert "half-way through the import on purpose" in err["error"]
+    assert f"(at {NODES_DIR / 'half_broken_module.py'}:12)" in err["error"]
+    assert f"Module folders searched: {NODES_DIR}, then the Python path." in err["error"]
+    assert "half_broken_module.py" in err["traceback"]
+    assert "runner.py" not in err["traceback"]
+    assert runner.wait() == 1
+    assert any("half-way through the import" in line for line in runner.stderr)
+
+
+def test_unknown_type_names_the_modules_and_the_folders(harness: Harness, tmp_path: Path) -> None:
+    nowhere = tmp_path / "no_such_folder"
+    runner = harness.start("t_echo", modules=(), module_paths=(NODES_DIR, nowhere))
+    harness.control.expect("hello")
+    err = harness.control.expect("init_error")
+    assert err["error"] == (
+        "Unknown node type 't_echo' (registered: none). No node modules were given: "
+        "list the modules that register your node types in `modules`. "
+        f"Module folders searched: {NODES_DIR}, {nowhere} (does not exist), then the Python path."
+    )
+    assert runner.wait() == 1
+
+
+def test_a_module_missing_from_the_folders_is_named_with_them(
+    harness: Harness, tmp_path: Path
+) -> None:
+    nowhere = tmp_path / "nodes_typo"
+    runner = harness.start("t_echo", modules=("runner_test_nodes",), module_paths=(nowhere,))
+    harness.control.expect("hello")
+    err = harness.control.expect("init_error")
+    assert err["error"] == (
+        'Cannot import node module "runner_test_nodes": ModuleNotFoundError: No module named '
+        "'runner_test_nodes' (not found in the module folders or on the Python path)\n"
+        f"Module folders searched: {nowhere} (does not exist), then the Python path.\n"
+        "Node type 't_echo' is not registered."
+    )
+    assert runner.wait() == 1
+
+
+def test_an_unreadable_spec_exits_1() -> None:
+    # Issue 7, defect 5: main()'s 1 was dropped and the runner exited 0.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(PYTHON_DIR), env.get("PYTHONPATH", "")])
+    missing = "/nonexistent/rmp-spec.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "remotemedia_multiprocess.runner", "--spec", missing],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"Cannot read the runner spec {missing}: ".encode() in result.stderr
+
+
+def test_a_spec_of_another_version_is_an_init_error(harness: Harness) -> None:
+    runner = harness.start("t_echo", spec_fields={"version": 2})
+    assert harness.control.expect("hello")["node_id"] == "n1"
+    err = harness.control.expect("init_error")
+    assert "Cannot read the runner spec" in err["error"]
+    assert "unsupported runner spec version 2" in err["error"]
     assert runner.wait() == 1
 
 
@@ -640,5 +713,78 @@ def test_list_types() -> None:
         {
             "module": "broken_module",
             "error": "ImportError: this module is broken on purpose",
+            "not_found": False,
+            "location": f"{NODES_DIR / 'broken_module.py'}:3",
+            "traceback": listing["errors"][0]["traceback"],
         }
     ]
+    assert "broken_module.py" in listing["errors"][0]["traceback"]
+    assert listing["module_paths"] == [str(NODES_DIR), str(EXAMPLES_DIR)]
+    assert listing["missing_paths"] == []
+
+
+def _list_types(*args: str) -> dict[str, Any]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(PYTHON_DIR), env.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [sys.executable, "-m", "remotemedia_multiprocess.runner", "--list-types", *args],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    listing: dict[str, Any] = json.loads(result.stdout)
+    return listing
+
+
+def test_list_types_tells_a_missing_module_from_a_missing_dependency(tmp_path: Path) -> None:
+    # Issue 7, defect 3: name the module, the error and the folders searched.
+    nowhere = tmp_path / "nodez"
+    listing = _list_types(
+        "--module-path",
+        str(NODES_DIR),
+        "--module-path",
+        str(nowhere),
+        "--module",
+        "no_such_node_module",
+        "--module",
+        "missing_dependency_module",
+        "--module",
+        "runner_test_nodes",
+    )
+    assert "t_echo" in listing["types"]
+    assert listing["module_paths"] == [str(NODES_DIR), str(nowhere)]
+    assert listing["missing_paths"] == [str(nowhere)]
+    missing, dependency = listing["errors"]
+    assert missing == {
+        "module": "no_such_node_module",
+        "error": "ModuleNotFoundError: No module named 'no_such_node_module'",
+        "not_found": True,
+        "location": None,
+        "traceback": "",
+    }
+    assert dependency["module"] == "missing_dependency_module"
+    assert dependency["error"] == (
+        "ModuleNotFoundError: No module named 'remotemedia_no_such_dependency'"
+    )
+    assert dependency["not_found"] is False
+    assert dependency["location"] == f"{NODES_DIR / 'missing_dependency_module.py'}:3"
+
+
+def test_describe_import_errors_lists_every_module() -> None:
+    # Imported here so that every other test also runs against an old runner.
+    from remotemedia_multiprocess.runner import describe_import_errors
+
+    listing = _list_types(
+        "--module-path", str(NODES_DIR), "--module", "broken_module", "--module", "nope_module"
+    )
+    message = describe_import_errors(listing["errors"], listing["module_paths"], [])
+    assert message == (
+        'Cannot import node modules "broken_module", "nope_module":\n'
+        "  broken_module: ImportError: this module is broken on purpose "
+        f"(at {NODES_DIR / 'broken_module.py'}:3)\n"
+        "  nope_module: ModuleNotFoundError: No module named 'nope_module' "
+        "(not found in the module folders or on the Python path)\n"
+        f"Module folders searched: {NODES_DIR}, then the Python path."
+    )
