@@ -466,6 +466,22 @@ export class ReceiveTimeoutError extends MultiprocessError {
   /** The bound that passed, in milliseconds. */
   readonly timeoutMs: number;
 
+  /**
+   * Creates the error.
+   *
+   * @param message What timed out.
+   * @param options Output, bound and cause.
+   */
+  constructor(
+    message: string,
+    options: MultiprocessErrorOptions & { output: string; timeoutMs: number },
+  ) {
+    super(message, options);
+    this.output = options.output;
+    this.timeoutMs = options.timeoutMs;
+  }
+}
+
 /** One node module the runner could not import. */
 export interface ModuleImportFailure {
   /** The module name, as given in `modules`. */
@@ -507,17 +523,6 @@ export class NodeModuleError extends MultiprocessError {
   /**
    * Creates the error.
    *
-   * @param message What timed out.
-   * @param options Output, bound and cause.
-   */
-  constructor(
-    message: string,
-    options: MultiprocessErrorOptions & { output: string; timeoutMs: number },
-  ) {
-    super(message, options);
-    this.output = options.output;
-    this.timeoutMs = options.timeoutMs;
-
    * @param message What failed (every module, error and folder).
    * @param options Failures, folders and cause.
    */
