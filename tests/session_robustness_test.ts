@@ -312,6 +312,8 @@ Deno.test("close() and abort during a node's initialize() do not wait out the gr
     const took = performance.now() - started;
     assert(took < 2000, `${how} took ${took.toFixed(0)} ms`);
     assert(!alive(pid), "the node process is gone");
+    // An awaiting initialize() is cancelled: the runner exits by itself.
+    assertEquals(session.status()[0].exit, { code: 0, signal: null });
   }
 });
 

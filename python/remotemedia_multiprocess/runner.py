@@ -341,6 +341,9 @@ class _Runner:
         self.bytes_in = 0
         self.bytes_out = 0
         self._current_input: RuntimeData | None = None
+        # The running initialize(), cancelled by a stop request (read by the
+        # control thread: a close during start-up must not wait for the load).
+        self._init_task: asyncio.Task[None] | None = None
         # Status pairs: see _status. Guarded by _status_lock.
         self._status_lock = threading.Lock()
         self._status_open = False
@@ -370,6 +373,10 @@ class _Runner:
         self.stop_requested.set()
         if bounded:
             self._start_watchdog()
+        task = self._init_task
+        if task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                self.loop.call_soon_threadsafe(task.cancel)
         self._wake()
 
     def _on_control(self, message: Message) -> None:
@@ -487,11 +494,19 @@ class _Runner:
             return self._init_error(f"{type(e).__name__}: {e}", _node_traceback(e))
 
         try:
-            self.loop.run_until_complete(node.initialize())
+            self._init_task = self.loop.create_task(node.initialize())
+            if self.stop_requested.is_set():
+                self._init_task.cancel()
+            self.loop.run_until_complete(self._init_task)
+        except asyncio.CancelledError:
+            if not self.stop_requested.is_set():
+                return self._init_error("CancelledError: initialize() was cancelled", "")
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 raise
             return self._init_error(f"{type(e).__name__}: {e}", _node_traceback(e))
+        finally:
+            self._init_task = None
 
         if not self.stop_requested.is_set():
             self.send({"type": "ready"})
