@@ -305,29 +305,36 @@ export class ProcessCrashError extends MultiprocessError {
   readonly exitCode: number | null;
   /** The signal that ended it (for example "SIGKILL"), or null. */
   readonly signal: string | null;
+  /** The last lines the process wrote to stderr (at most 20), oldest first. */
+  readonly stderrTail: string[];
 
   /**
    * Creates the error.
    *
-   * @param info The node, exit code and signal.
+   * @param info The node, exit code, signal and the end of its stderr.
    */
   constructor(
     info: {
       nodeId: string;
       exitCode: number | null;
       signal: string | null;
+      stderrTail?: string[];
       cause?: unknown;
     },
   ) {
     const how = info.signal
       ? `killed by ${info.signal}`
       : `exited with code ${info.exitCode}`;
-    super(`node "${info.nodeId}" process ${how}`, {
-      nodeId: info.nodeId,
-      cause: info.cause,
-    });
+    const tail = info.stderrTail ?? [];
+    super(
+      `node "${info.nodeId}" process ${how}${
+        tail.length ? `; its last stderr lines:\n  ${tail.join("\n  ")}` : ""
+      }`,
+      { nodeId: info.nodeId, cause: info.cause },
+    );
     this.exitCode = info.exitCode;
     this.signal = info.signal;
+    this.stderrTail = tail;
   }
 }
 

@@ -178,6 +178,8 @@ interface NodeEntry {
   hello: PromiseWithResolvers<void>;
   disconnected: PromiseWithResolvers<void>;
   initError?: { error: string; traceback: string };
+  /** The last lines of its stderr, for a crash report. */
+  stderrTail: string[];
   statsWaiters: Map<number, (m: RunnerMessage & { type: "stats" }) => void>;
   lastStats?: { received: number; sent: number; bytesOut: number };
 }
@@ -207,6 +209,8 @@ const HEARTBEAT_MS = 1000;
 const HELLO_GRACE_MS = 20;
 /** After a runner's exit, how long its control connection may take to end. */
 const DISCONNECT_GRACE_MS = 500;
+/** Lines of a node's stderr kept for its crash report. */
+const STDERR_TAIL_LINES = 20;
 /** Most time a node still in `initialize()` gets to stop before SIGKILL. */
 const INIT_STOP_GRACE_MS = 500;
 
@@ -271,6 +275,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         lastProgressAt: 0,
         connected: false,
         hello: Promise.withResolvers<void>(),
+        stderrTail: [],
         disconnected: Promise.withResolvers<void>(),
         statsWaiters: new Map(),
       });
@@ -477,6 +482,11 @@ export class Session extends EventTarget implements AsyncDisposable {
     line: string,
     continued = false,
   ): void {
+    const node = this.#nodes.get(nodeId);
+    if (node && stream === "stderr") {
+      node.stderrTail.push(line.length > 500 ? `${line.slice(0, 500)}…` : line);
+      if (node.stderrTail.length > STDERR_TAIL_LINES) node.stderrTail.shift();
+    }
     if (this.#options.printLogs ?? true) {
       console.error(
         `[${nodeId}] ${line}${continued ? " [line continues]" : ""}`,
@@ -673,6 +683,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         nodeId: node.id,
         exitCode: exit.code,
         signal: exit.signal,
+        stderrTail: node.stderrTail,
       }),
     );
   }

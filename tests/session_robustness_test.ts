@@ -351,3 +351,21 @@ Deno.test("the session's publish timeout is publishTimeoutSecs (default 5 s), no
   assert(sent <= 1, `${sent} sends went through`);
   assert(took >= 450 && took < 2000, `failed after ${took.toFixed(0)} ms`);
 });
+
+Deno.test("a crash report carries the node's last stderr lines", async () => {
+  await using ex = executor();
+  await using session = await ex.createSession(single("crasher"), {
+    ...modules,
+    printLogs: false,
+  });
+  await session.initialize();
+  const outputs = session.receive("out");
+  await session.send("in", text("stderr-exit"));
+  const result = await settleWithin(outputs.next(), 10_000, "the crash");
+  assertEquals(result.status, "rejected");
+  const error = (result as PromiseRejectedResult).reason;
+  assert(error instanceof ProcessCrashError, String(error));
+  assertEquals(error.exitCode, 3);
+  assertEquals(error.stderrTail.at(-1), "disk full while writing the cache");
+  assert(error.message.includes("disk full"), error.message);
+});

@@ -43,6 +43,9 @@ class Crasher(MultiprocessNode):
         command = data.text
         if command == "exit":
             os._exit(3)
+        if command == "stderr-exit":
+            print("disk full while writing the cache", file=sys.stderr, flush=True)
+            os._exit(3)
         if command == "segv":
             ctypes.string_at(0)
         if command == "raise":
