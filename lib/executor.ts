@@ -49,6 +49,16 @@ export interface NodeTypeListing {
 /**
  * Options of the {@linkcode MultiprocessExecutor} constructor: the runtime
  * configuration, and whether the executor handles SIGINT and SIGTERM.
+ *
+ * @example A program that handles SIGINT itself
+ * ```ts
+ * import { MultiprocessExecutor } from "@remotemedia/multiprocess";
+ * const executor = new MultiprocessExecutor({ handleSignals: false });
+ * console.log(executor.handleSignals); // false
+ * const onSigint = () => executor.close().then(() => Deno.exit(0));
+ * Deno.addSignalListener("SIGINT", onSigint);
+ * Deno.removeSignalListener("SIGINT", onSigint); // (this example ends here)
+ * ```
  */
 export interface MultiprocessExecutorOptions extends RuntimeConfigOptions {
   /**
@@ -259,7 +269,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
     if (handleSignals !== undefined && typeof handleSignals !== "boolean") {
       throw new ConfigError(
         `must be a boolean, got ${
-          handleSignals === null ? "null" : typeof handleSignals
+          handleSignals === null ? "null" : `a ${typeof handleSignals}`
         }`,
         { key: "handleSignals" },
       );
