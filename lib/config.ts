@@ -16,7 +16,7 @@
 import { parse as parseToml, TomlError } from "smol-toml";
 import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, missingPermission } from "./errors.ts";
 
 /** The Python side of the configuration (`[multiprocess.python]`). */
 export interface PythonConfig {
@@ -396,17 +396,41 @@ function resolvePath(p: string, base: string | undefined): string {
 }
 
 function defaultExecutable(): string {
+  const url = new URL("../.venv/bin/python", import.meta.url);
+  if (url.protocol !== "file:") return "python3";
+  const path = fileURLToPath(url);
   try {
-    const url = new URL("../.venv/bin/python", import.meta.url);
-    if (url.protocol === "file:") {
-      const path = fileURLToPath(url);
-      Deno.statSync(path);
-      return path;
-    }
-  } catch {
-    // Not there, or no read permission: fall back to PATH.
+    Deno.statSync(path);
+    return path;
+  } catch (e) {
+    // Without read permission it cannot be checked: keep the venv, so the
+    // check before spawning reports the missing permission instead of a
+    // PATH python3 that lacks the package.
+    if (e instanceof Deno.errors.NotCapable) return path;
+    return "python3"; // not there: fall back to PATH
   }
-  return "python3";
+}
+
+/**
+ * The value of an environment variable, or `undefined` when it is unset or
+ * the program lacks `--allow-env` for it (callers then use their default).
+ *
+ * @param name The variable.
+ * @returns Its value, if set and readable.
+ *
+ * @example
+ * ```ts
+ * import { readEnv } from "@remotemedia/multiprocess/config";
+ * console.log(readEnv("RMP_SURELY_UNSET_VARIABLE") ?? "default"); // "default"
+ * ```
+ */
+export function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) return undefined;
+    throw e;
+  }
 }
 
 /**
@@ -541,6 +565,7 @@ export function resolveConfig(
  * @returns The resolved configuration.
  * @throws {ConfigError} For a missing file, invalid TOML (with the line), an
  * unknown key, a wrong type or a bad value (with the dotted key and the file).
+ * @throws {MissingPermissionError} Without read permission for the file.
  *
  * @example
  * ```ts
@@ -559,12 +584,13 @@ export async function loadConfig(
   try {
     text = await Deno.readTextFile(file);
   } catch (e) {
-    throw new ConfigError(
-      e instanceof Deno.errors.NotFound
-        ? "file not found"
-        : `cannot read: ${(e as Error).message}`,
-      { file, cause: e },
-    );
+    throw missingPermission(e, `Cannot read the config file "${file}"`) ??
+      new ConfigError(
+        e instanceof Deno.errors.NotFound
+          ? "file not found"
+          : `cannot read: ${(e as Error).message}`,
+        { file, cause: e },
+      );
   }
   let values: Record<string, unknown>;
   try {

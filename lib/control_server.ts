@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { missingPermission } from "./errors.ts";
 
 /** A message from a runner (see docs/runner-protocol.md). */
 export type RunnerMessage =
@@ -79,6 +80,9 @@ export class ControlServer {
    * @param path The socket path.
    * @param handlers Message, disconnect and protocol-error callbacks.
    * @returns The server.
+   * @throws {MissingPermissionError} Without `--allow-read`, `--allow-write`
+   * and `--allow-net` for the socket path (Deno asks all three for a Unix
+   * socket).
    *
    * @example
    * ```ts ignore
@@ -88,7 +92,15 @@ export class ControlServer {
    * ```
    */
   static listen(path: string, handlers: ControlServerHandlers): ControlServer {
-    const listener = Deno.listen({ transport: "unix", path });
+    let listener: Deno.UnixListener;
+    try {
+      listener = Deno.listen({ transport: "unix", path });
+    } catch (e) {
+      throw missingPermission(
+        e,
+        `Cannot listen on the control socket "${path}"`,
+      ) ?? e;
+    }
     return new ControlServer(path, listener, handlers);
   }
 

@@ -547,3 +547,129 @@ export class NodeModuleError extends MultiprocessError {
     this.missingPaths = options.missingPaths;
   }
 }
+
+/** A Deno permission, named as in its `--allow-<name>` flag. */
+export type PermissionName =
+  | "read"
+  | "write"
+  | "net"
+  | "env"
+  | "run"
+  | "ffi"
+  | "sys"
+  | "import"
+  | "all";
+
+/**
+ * The program lacks a Deno permission the runtime needs (Deno threw
+ * `Deno.errors.NotCapable`). `permission` and `flag` say which one and the
+ * flag that grants it; `cause` is Deno's error, which names the resource.
+ *
+ * An operating-system refusal (`EACCES`, `Deno.errors.PermissionDenied`) is a
+ * different thing: file modes, not Deno flags. It is not this error.
+ *
+ * @example
+ * ```ts
+ * import { MissingPermissionError } from "@remotemedia/multiprocess/errors";
+ * const e = new MissingPermissionError('Cannot read the config file "runtime.toml"', {
+ *   permission: "read",
+ * });
+ * console.log(e.flag); // "--allow-read"
+ * console.log(e.message);
+ * // Cannot read the config file "runtime.toml": the program lacks read permission (run Deno with --allow-read)
+ * ```
+ */
+export class MissingPermissionError extends MultiprocessError {
+  /** The permission that is missing. */
+  readonly permission: PermissionName;
+  /** The flag that grants it, e.g. `--allow-read`. */
+  readonly flag: string;
+  /** What Deno refused access to (e.g. `"/tmp/rmp"`), when known. */
+  readonly resource?: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param action What failed, e.g. `Cannot read the config file "x"`.
+   * @param options The permission, the resource refused, node and cause.
+   */
+  constructor(
+    action: string,
+    options: MultiprocessErrorOptions & {
+      permission: PermissionName;
+      resource?: string;
+    },
+  ) {
+    const { permission, resource } = options;
+    const flag = `--allow-${permission}`;
+    const what = permission === "all"
+      ? "full permissions"
+      : `${permission} permission`;
+    const target = resource && !action.includes(resource)
+      ? ` for ${resource}`
+      : "";
+    const hint = permission === "all"
+      ? "Deno grants them only with --allow-all: run Deno with -A"
+      : `run Deno with ${flag}`;
+    super(`${action}: the program lacks ${what}${target} (${hint})`, options);
+    this.permission = permission;
+    this.flag = flag;
+    this.resource = resource;
+  }
+}
+
+const PERMISSION_NAMES = new Set<string>([
+  "read",
+  "write",
+  "net",
+  "env",
+  "run",
+  "ffi",
+  "sys",
+  "import",
+  "all",
+]);
+
+/**
+ * Turns Deno's permission error (`Deno.errors.NotCapable`) into a
+ * {@linkcode MissingPermissionError} that says what failed and which flag
+ * grants the permission; any other error gives `undefined`. Use it in a
+ * `catch` block: `throw missingPermission(e, "Cannot ...") ?? e`.
+ *
+ * @param error The caught error.
+ * @param action What failed, e.g. `Cannot read the config file "x"`.
+ * @param fallback The permission to name when Deno's message names none.
+ * @returns The error to throw, or `undefined` when `error` is not Deno's
+ * permission error.
+ *
+ * @example
+ * ```ts
+ * import { missingPermission } from "@remotemedia/multiprocess/errors";
+ * const denied = new Deno.errors.NotCapable(
+ *   'Requires read access to "runtime.toml", run again with the --allow-read flag',
+ * );
+ * console.log(missingPermission(denied, 'Cannot read the config file "runtime.toml"')?.flag); // "--allow-read"
+ * console.log(missingPermission(new Error("other"), "Cannot do it")); // undefined
+ * ```
+ */
+export function missingPermission(
+  error: unknown,
+  action: string,
+  fallback: PermissionName = "all",
+): MissingPermissionError | undefined {
+  if (!(error instanceof Deno.errors.NotCapable)) return undefined;
+  // Deno 2: 'Requires read access to "/x", run again with the --allow-read flag'
+  const named = /Requires (\w+) access to (.+?), run again with/.exec(
+    error.message,
+  );
+  const flagged = /--allow-(\w+)/.exec(error.message);
+  const name = named?.[1] ?? flagged?.[1];
+  const permission = name && PERMISSION_NAMES.has(name)
+    ? name as PermissionName
+    : fallback;
+  return new MissingPermissionError(action, {
+    permission,
+    resource: named?.[2],
+    cause: error,
+  });
+}

@@ -7,11 +7,14 @@
  */
 import {
   loadConfig,
+  readEnv,
   resolveConfig,
   type RuntimeConfig,
   type RuntimeConfigOptions,
 } from "./config.ts";
 import {
+  ConfigError,
+  missingPermission,
   type ModuleImportFailure,
   MultiprocessError,
   NodeModuleError,
@@ -19,6 +22,7 @@ import {
   ProcessSpawnError,
   ResourceLimitError,
 } from "./errors.ts";
+import { removeIsolation } from "./isolation.ts";
 import type { NodeTypeInfo, Pipeline } from "./pipeline.ts";
 import { Session, type SessionOptions } from "./session.ts";
 
@@ -75,7 +79,183 @@ function importErrorsText(listing: NodeTypeListing): string {
   return `${head}\n${foldersText(listing)}`;
 }
 
+/**
+ * Options of the {@linkcode MultiprocessExecutor} constructor: the runtime
+ * configuration, and whether the executor handles SIGINT and SIGTERM.
+ *
+ * @example A program that handles SIGINT itself
+ * ```ts
+ * import { MultiprocessExecutor } from "@remotemedia/multiprocess";
+ * const executor = new MultiprocessExecutor({ handleSignals: false });
+ * console.log(executor.handleSignals); // false
+ * const onSigint = () => executor.close().then(() => Deno.exit(0));
+ * Deno.addSignalListener("SIGINT", onSigint);
+ * Deno.removeSignalListener("SIGINT", onSigint); // (this example ends here)
+ * ```
+ */
+export interface MultiprocessExecutorOptions extends RuntimeConfigOptions {
+  /**
+   * While a session of this executor is open, SIGINT (Ctrl-C) and SIGTERM
+   * close every open session of every executor in the program (each node
+   * gets a grace of at most 2 s, then SIGKILL; every shared-memory file is
+   * removed), then the program exits as the signal would: code 130 for
+   * SIGINT, 143 for SIGTERM. A second signal during that clean-up exits at
+   * once (after removing what files it can). With no session open, signals
+   * behave as they would without this module.
+   *
+   * Set it to `false` in a program that handles these signals itself; it
+   * should then close its sessions (`executor.close()`) before it exits.
+   * Not a `runtime.toml` key: whether a program handles signals is decided
+   * by its code, not by a deployment.
+   *
+   * @default {true}
+   */
+  handleSignals?: boolean;
+}
+
 const MODULE_PYTHON_DIR = new URL("../python/", import.meta.url).pathname;
+
+/** The exit code of a program ended by the signal, as a shell reports it. */
+const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
+type HandledSignal = keyof typeof SIGNAL_EXIT_CODES;
+/** The longest a node may take to exit after a signal before SIGKILL. */
+const SIGNAL_GRACE_MS = 2000;
+/** Past the grace, how long closing may still take before the program
+ * removes what is left and exits anyway. */
+const SIGNAL_CLOSE_BOUND_MS = 3000;
+
+interface OpenSession {
+  /** The session's own copy of the configuration: a signal shortens its
+   * grace period there before closing it. */
+  config: RuntimeConfig;
+  /** Settles when `start()` has (closing earlier would race it). */
+  started: Promise<unknown>;
+  /** Whether its executor handles signals. */
+  handleSignals: boolean;
+}
+
+/** Every open session of every executor: one process-wide signal handler. */
+const openSessions = new Map<Session, OpenSession>();
+let listening = false;
+let signalled: HandledSignal | undefined;
+const onSigint = (): void => onSignal("SIGINT");
+const onSigterm = (): void => onSignal("SIGTERM");
+const ignoreDuringExit = (event: Event): void => event.preventDefault();
+
+/** Listens for SIGINT and SIGTERM exactly while a session that wants it is
+ * open (or a signal is being handled), so an idle program's Ctrl-C is the
+ * default one. */
+function updateSignalListeners(): void {
+  const wanted = signalled !== undefined ||
+    [...openSessions.values()].some((s) => s.handleSignals);
+  if (wanted === listening) return;
+  listening = wanted;
+  for (
+    const [signal, listener] of [
+      ["SIGINT", onSigint],
+      ["SIGTERM", onSigterm],
+    ] as const
+  ) {
+    try {
+      if (wanted) Deno.addSignalListener(signal, listener);
+      else Deno.removeSignalListener(signal, listener);
+    } catch { /* a signal this platform does not have */ }
+  }
+}
+
+function onSignal(signal: HandledSignal): void {
+  if (signalled !== undefined) return exitNow(signal);
+  signalled = signal;
+  // Closing rejects the program's pending awaits (SessionClosedError): the
+  // program is ending by the signal, so they must not end it first with
+  // another exit code and the clean-up half done.
+  globalThis.addEventListener("unhandledrejection", ignoreDuringExit);
+  globalThis.addEventListener("error", ignoreDuringExit);
+  const bound = setTimeout(
+    () => exitNow(signal),
+    SIGNAL_GRACE_MS + SIGNAL_CLOSE_BOUND_MS,
+  );
+  closeOpenSessions().finally(() => {
+    clearTimeout(bound);
+    Deno.exit(SIGNAL_EXIT_CODES[signal]);
+  });
+}
+
+/** Closes every open session, sessions created meanwhile included. */
+async function closeOpenSessions(): Promise<void> {
+  while (openSessions.size > 0) {
+    await Promise.all(
+      [...openSessions].map(async ([session, open]) => {
+        await open.started;
+        open.config.cleanupGracePeriodSecs = Math.min(
+          open.config.cleanupGracePeriodSecs,
+          SIGNAL_GRACE_MS / 1000,
+        );
+        await session.close().catch(() => {});
+        openSessions.delete(session);
+      }),
+    );
+  }
+}
+
+/** Exits at once: kills the node processes it can and removes what files
+ * it can of every open session. */
+function exitNow(signal: HandledSignal): never {
+  for (const session of openSessions.keys()) {
+    for (const node of session.status()) {
+      if (node.pid === undefined || node.exit) continue;
+      try {
+        Deno.kill(node.pid, "SIGKILL");
+      } catch {
+        // Deno.kill needs unscoped --allow-run; the node still exits by
+        // itself when its control socket closes with this process.
+      }
+    }
+    try {
+      removeIsolation(session.isolation);
+    } catch { /* not started far enough to have files */ }
+  }
+  Deno.exit(SIGNAL_EXIT_CODES[signal]);
+}
+
+/**
+ * Throws unless the program may list `/dev/shm` and stat other processes'
+ * `/proc` entries, which Deno 2.9 allows only with `--allow-all`
+ * (denoland/deno#30979). A session needs both: the first to remove its
+ * shared memory, the second to tell a dead program's files from a live
+ * one's. Without it the sweep of stale files takes every other program's
+ * session for stale and deletes its files, so no session may start.
+ */
+function checkFullAccess(): void {
+  for (const path of ["/dev/shm", "/proc/1"]) {
+    try {
+      Deno.statSync(path);
+    } catch (e) {
+      // Not there, or refused by the OS: nothing a Deno flag changes.
+      const missing = missingPermission(
+        e,
+        "Cannot create a session, which lists /dev/shm and reads /proc to clean up shared memory",
+        "all",
+      );
+      if (missing) throw missing;
+    }
+  }
+}
+
+/** Checks that `path` exists, naming a missing permission as such. */
+function checkExists(path: string, what: string, missing: string): void {
+  try {
+    Deno.statSync(path);
+  } catch (cause) {
+    throw missingPermission(cause, `Cannot check ${what} "${path}"`) ??
+      new ProcessSpawnError(
+        cause instanceof Deno.errors.NotFound
+          ? missing
+          : `cannot check ${what} ${path}: ${(cause as Error).message}`,
+        { path, cause },
+      );
+  }
+}
 
 /**
  * Creates sessions that run pipelines, one Python process per node.
@@ -104,6 +284,9 @@ const MODULE_PYTHON_DIR = new URL("../python/", import.meta.url).pathname;
 export class MultiprocessExecutor implements AsyncDisposable {
   /** The resolved configuration. */
   readonly config: RuntimeConfig;
+  /** Whether SIGINT and SIGTERM close the sessions and exit (see
+   * {@linkcode MultiprocessExecutorOptions.handleSignals}). */
+  readonly handleSignals: boolean;
   readonly #sessions = new Set<Session>();
   readonly #typeCache = new Map<string, Promise<NodeTypeListing>>();
 
@@ -114,8 +297,18 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * Use {@linkcode MultiprocessExecutor.fromConfigFile} to read runtime.toml.
    * @throws {ConfigError} when an option is invalid.
    */
-  constructor(config: RuntimeConfigOptions | RuntimeConfig = {}) {
-    this.config = resolveConfig(undefined, config as RuntimeConfigOptions);
+  constructor(config: MultiprocessExecutorOptions | RuntimeConfig = {}) {
+    const { handleSignals, ...rest } = config as MultiprocessExecutorOptions;
+    if (handleSignals !== undefined && typeof handleSignals !== "boolean") {
+      throw new ConfigError(
+        `must be a boolean, got ${
+          handleSignals === null ? "null" : `a ${typeof handleSignals}`
+        }`,
+        { key: "handleSignals" },
+      );
+    }
+    this.handleSignals = handleSignals ?? true;
+    this.config = resolveConfig(undefined, rest);
   }
 
   /**
@@ -123,9 +316,11 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * then with `overrides`.
    *
    * @param path The TOML file.
-   * @param overrides Options in code, which win over the file.
+   * @param overrides Options in code, which win over the file (and
+   * `handleSignals`).
    * @returns The executor.
    * @throws {ConfigError} naming the key and the file.
+   * @throws {MissingPermissionError} without read permission for the file.
    *
    * @example
    * ```ts ignore
@@ -134,10 +329,11 @@ export class MultiprocessExecutor implements AsyncDisposable {
    */
   static async fromConfigFile(
     path: string | URL,
-    overrides: RuntimeConfigOptions = {},
+    overrides: MultiprocessExecutorOptions = {},
   ): Promise<MultiprocessExecutor> {
-    const config = await loadConfig(path, overrides);
-    return new MultiprocessExecutor(config);
+    const { handleSignals, ...rest } = overrides;
+    const config = await loadConfig(path, rest);
+    return new MultiprocessExecutor({ ...config, handleSignals });
   }
 
   /** Sessions not yet closed. */
@@ -156,28 +352,39 @@ export class MultiprocessExecutor implements AsyncDisposable {
   #checkPython(): void {
     const { executable, venvPath } = this.config.python;
     if (venvPath) {
-      try {
-        Deno.statSync(venvPath);
-      } catch (cause) {
-        throw new ProcessSpawnError(
-          `the Python venv ${venvPath} does not exist (run \`deno task setup\`)`,
-          {
-            path: venvPath,
-            cause,
-          },
-        );
-      }
+      checkExists(
+        venvPath,
+        "the Python venv",
+        `the Python venv ${venvPath} does not exist (run \`deno task setup\`)`,
+      );
     }
     if (executable.includes("/")) {
-      try {
-        Deno.statSync(executable);
-      } catch (cause) {
-        throw new ProcessSpawnError(
-          `the Python executable ${executable} does not exist`,
-          { path: executable, cause },
-        );
-      }
+      checkExists(
+        executable,
+        "the Python executable",
+        `the Python executable ${executable} does not exist`,
+      );
     }
+  }
+
+  /** Tracks an open session here and process-wide, until it closes. */
+  #track(
+    session: Session,
+    config: RuntimeConfig,
+    started: Promise<void>,
+  ): void {
+    this.#sessions.add(session);
+    openSessions.set(session, {
+      config,
+      started: started.catch(() => {}),
+      handleSignals: this.handleSignals,
+    });
+    updateSignalListeners();
+    session.addEventListener("closed", () => {
+      this.#sessions.delete(session);
+      openSessions.delete(session);
+      updateSignalListeners();
+    }, { once: true });
   }
 
   /**
@@ -228,14 +435,17 @@ export class MultiprocessExecutor implements AsyncDisposable {
           ...this.config.python.env,
           PYTHONPATH: [
             ...this.#pythonPath(modulePaths),
-            Deno.env.get("PYTHONPATH") ?? "",
+            readEnv("PYTHONPATH") ?? "",
           ].filter(Boolean).join(":"),
         },
         stdin: "null",
         signal: AbortSignal.timeout(30_000),
       }).output();
     } catch (cause) {
-      throw new ProcessSpawnError(
+      throw missingPermission(
+        cause,
+        `Cannot run the Python runner "${executable}"`,
+      ) ?? new ProcessSpawnError(
         `cannot run the Python runner with ${executable}: ${
           cause instanceof Deno.errors.NotFound
             ? "not found"
@@ -294,6 +504,8 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * the folders searched, and says when no modules were given.
    * @throws {ResourceLimitError} when the pipeline needs more processes than allowed.
    * @throws {ProcessSpawnError} when Python is missing.
+   * @throws {MissingPermissionError} when the program lacks a Deno permission
+   * the session needs (the message names the flag).
    *
    * @example
    * ```ts ignore
@@ -350,15 +562,22 @@ export class MultiprocessExecutor implements AsyncDisposable {
       }
       throw e;
     }
+    checkFullAccess();
+    const config = { ...this.config }; // its own: a signal shortens its grace
     const session = new Session(crypto.randomUUID().replaceAll("-", ""), {
       pipeline,
-      config: this.config,
+      config,
       options,
       pythonPathEntries: this.#pythonPath(options.modulePaths ?? []),
     });
-    this.#sessions.add(session);
-    session.addEventListener("closed", () => this.#sessions.delete(session));
-    await session.start(this.#pythonPath(options.modulePaths ?? []));
+    const started = session.start(this.#pythonPath(options.modulePaths ?? []));
+    this.#track(session, config, started);
+    try {
+      await started;
+    } catch (e) {
+      await session.close().catch(() => {}); // a failed start leaves nothing
+      throw missingPermission(e, "Cannot start the session") ?? e;
+    }
     return session;
   }
 

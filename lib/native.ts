@@ -6,7 +6,8 @@
  * @module
  */
 import { symbols } from "../ffi/symbols.ts";
-import { NativeLibraryError } from "./errors.ts";
+import { missingPermission, NativeLibraryError } from "./errors.ts";
+import { readEnv } from "./config.ts";
 
 /** The loaded library's symbols. */
 export type NativeSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -27,6 +28,7 @@ let library: Deno.DynamicLibrary<typeof symbols> | undefined;
 /**
  * Where the native library is looked for: `RMP_ICEORYX2_LIB` when set, else
  * the project's own build output `ffi/target/release/librmp_iceoryx2.so`.
+ * Without `--allow-env` the variable counts as unset.
  *
  * @example
  * ```ts
@@ -35,7 +37,7 @@ let library: Deno.DynamicLibrary<typeof symbols> | undefined;
  * ```
  */
 export function libraryPath(): string {
-  const override = Deno.env.get(LIBRARY_ENV);
+  const override = readEnv(LIBRARY_ENV);
   if (override) return override;
   const suffix = Deno.build.os === "darwin" ? "dylib" : "so";
   return new URL(
@@ -49,6 +51,8 @@ export function libraryPath(): string {
  *
  * @throws {NativeLibraryError} when the library is missing or cannot load;
  * the message names the path tried and the command that builds it.
+ * @throws {MissingPermissionError} without `--allow-read` for the library's
+ * path or without `--allow-ffi`.
  *
  * @example
  * ```ts
@@ -62,7 +66,10 @@ export function nativeLibrary(): NativeSymbols {
   try {
     Deno.statSync(path);
   } catch (cause) {
-    throw new NativeLibraryError(
+    throw missingPermission(
+      cause,
+      `Cannot check the native iceoryx2 library "${path}"`,
+    ) ?? new NativeLibraryError(
       `the native iceoryx2 library is missing at ${path}: build it with \`${BUILD_COMMAND}\` (or set ${LIBRARY_ENV})`,
       { cause },
     );
@@ -70,7 +77,10 @@ export function nativeLibrary(): NativeSymbols {
   try {
     library = Deno.dlopen(path, symbols);
   } catch (cause) {
-    throw new NativeLibraryError(
+    throw missingPermission(
+      cause,
+      `Cannot load the native iceoryx2 library "${path}"`,
+    ) ?? new NativeLibraryError(
       `cannot load the native iceoryx2 library at ${path}: ${
         (cause as Error).message
       }; rebuild it with \`${BUILD_COMMAND}\``,

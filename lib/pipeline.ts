@@ -23,7 +23,7 @@
  */
 
 import { parse as parseToml, TomlError } from "smol-toml";
-import { PipelineValidationError } from "./errors.ts";
+import { missingPermission, PipelineValidationError } from "./errors.ts";
 
 /** A value allowed in a node's `config`: what both JSON and TOML can hold. */
 export type ConfigValue =
@@ -1163,6 +1163,7 @@ export class Pipeline {
    *
    * @param path The file.
    * @returns A new pipeline (shape checked, graph not validated).
+   * @throws {MissingPermissionError} Without read permission for the file.
    *
    * @example
    * ```ts ignore
@@ -1173,7 +1174,13 @@ export class Pipeline {
    */
   static async load(path: string | URL): Promise<Pipeline> {
     const ext = extensionOf(path);
-    const text = await Deno.readTextFile(path);
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (e) {
+      throw missingPermission(e, `Cannot read the pipeline file "${path}"`) ??
+        e;
+    }
     return ext === "json" ? Pipeline.fromJSON(text) : Pipeline.fromToml(text);
   }
 
@@ -1182,6 +1189,7 @@ export class Pipeline {
    * Needs `--allow-write`.
    *
    * @param path The file.
+   * @throws {MissingPermissionError} Without write permission for the file.
    *
    * @example
    * ```ts ignore
@@ -1194,6 +1202,11 @@ export class Pipeline {
     const text = ext === "json"
       ? JSON.stringify(this.toJSON(), null, 2) + "\n"
       : this.toToml();
-    await Deno.writeTextFile(path, text);
+    try {
+      await Deno.writeTextFile(path, text);
+    } catch (e) {
+      throw missingPermission(e, `Cannot write the pipeline file "${path}"`) ??
+        e;
+    }
   }
 }

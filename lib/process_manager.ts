@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ProcessSpawnError } from "./errors.ts";
+import { missingPermission, ProcessSpawnError } from "./errors.ts";
 
 /** Options of {@linkcode spawnNodeProcess}. */
 export interface NodeProcessOptions {
@@ -197,6 +197,7 @@ export class NodeProcess {
  * @param options What to run and where its output goes.
  * @returns The process.
  * @throws {ProcessSpawnError} when the executable is missing or cannot run.
+ * @throws {MissingPermissionError} without `--allow-run` for the executable.
  *
  * @example
  * ```ts ignore
@@ -216,7 +217,10 @@ export function spawnNodeProcess(options: NodeProcessOptions): NodeProcess {
       stderr: "piped",
     }).spawn();
   } catch (cause) {
-    throw new ProcessSpawnError(
+    throw missingPermission(
+      cause,
+      `Cannot start the Python runner "${options.executable}" for node "${options.nodeId}"`,
+    ) ?? new ProcessSpawnError(
       `cannot start the Python runner for node "${options.nodeId}": ${options.executable} ${
         cause instanceof Deno.errors.NotFound
           ? "does not exist"
