@@ -11,7 +11,7 @@ import {
   type Sample,
   type Subscriber,
 } from "./channel.ts";
-import type { RuntimeConfig } from "./config.ts";
+import { readEnv, type RuntimeConfig } from "./config.ts";
 import { ControlServer, type RunnerMessage } from "./control_server.ts";
 import {
   ChannelError,
@@ -349,7 +349,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         ...this.#config.python.env,
         ...isolationEnv(this.#context.isolation),
         PYTHONUNBUFFERED: "1",
-        PYTHONPATH: [...pythonPathEntries, Deno.env.get("PYTHONPATH") ?? ""]
+        PYTHONPATH: [...pythonPathEntries, readEnv("PYTHONPATH") ?? ""]
           .filter(Boolean).join(":"),
       };
       for (const [id, specPath] of specs) {
