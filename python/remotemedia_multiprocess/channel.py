@@ -393,8 +393,10 @@ class Publisher:
 
     The publisher owns exactly ``capacity`` chunks of ``max_slice_len`` bytes
     (Static allocation). A larger message replaces the iceoryx2 port with one
-    whose chunks fit (next power of two, at most ``max_payload``); samples
-    already sent stay valid and are received first.
+    whose chunks fit (next power of two, at most ``max_payload``), but only
+    once every chunk is back (every subscriber received and released all
+    that was sent); until then the loan is "full" like any other, so nothing
+    sent is lost or reordered.
 
     Every send is followed by one DATA notification. When every chunk is held
     by subscribers, :meth:`publish` asks for credit (CREDIT_REQUEST) and waits
@@ -435,26 +437,62 @@ class Publisher:
         # Static, not PowerOfTwo: a growing data segment never runs out of
         # chunks (iceoryx2 adds a segment with more chunks instead), which
         # would defeat the credits and block send() on a full subscriber.
+        # The port may loan every chunk at once so that _grow can probe;
+        # try_loan keeps callers to MAX_LOANED_SAMPLES open loans.
         return (
             self._channel._pubsub.publisher_builder()
             .initial_max_slice_len(slice_len)
             .allocation_strategy(iox2.AllocationStrategy.Static)
-            .max_loaned_samples(MAX_LOANED_SAMPLES)
+            .max_loaned_samples(max(self.capacity, MAX_LOANED_SAMPLES))
             .backpressure_strategy(iox2.BackpressureStrategy.RetryUntilDelivered)
             .override_sample_preallocation(self.capacity)
             .create()
         )
 
-    def _grow(self, n: int) -> None:
+    def _update_connections(self) -> None:
+        # Chunks held by subscribers that are gone (closed, or dead nodes
+        # that were cleaned up) come back only here; send() does it too, but
+        # loan() does not. A failed connection must not fail the loan.
+        with contextlib.suppress(Exception):
+            self._port.update_connections()
+
+    def _all_chunks_back(self) -> bool:
+        """True when every chunk is free: every subscriber received and
+        released everything this port sent. Probes by loaning them all."""
+        self._update_connections()
+        probe: list[Any] = []
+        try:
+            for _ in range(self.capacity):
+                try:
+                    probe.append(_loan_slice(self._port, 1))
+                except iox2.LoanError as e:
+                    if _loan_error_kind(e) == "OutOfMemory":
+                        return False
+                    raise ChannelError(
+                        f"growth probe failed: {_loan_error_kind(e)}", channel=self.channel_name
+                    ) from e
+            return True
+        finally:
+            for sample in probe:
+                sample.delete()
+
+    def _grow(self, n: int) -> bool:
+        """Replaces the port with one whose chunks hold ``n`` bytes, once
+        every chunk of the old one is back; False (the caller answers
+        "full") while any is out. Deleting a port whose samples are still
+        queued loses them: a subscriber that has not connected to the port
+        yet (it connects when it receives) never sees them."""
         if self._loans:
             raise ChannelError(
                 f"a {n}-byte loan needs bigger chunks, but {self._loans} loan(s) are open",
                 channel=self.channel_name,
             )
+        if not self._all_chunks_back():
+            return False
         new_len = min(max(_next_pow2(n), self.max_slice_len), self.max_payload)
         old = self._port
         self._port = None
-        old.delete()
+        old.delete()  # first: max_publishers is 2, and it holds no chunk
         try:
             self._port = self._create_port(new_len)
         except Exception as e:
@@ -464,6 +502,7 @@ class Publisher:
                 channel=self.channel_name,
             ) from e
         self.max_slice_len = new_len
+        return True
 
     def _notify_data(self) -> None:
         self._notifier.notify_with_custom_event_id(_EVENT_DATA)
@@ -485,22 +524,32 @@ class Publisher:
                 f"a {n}-byte sample exceeds max_payload ({self.max_payload})",
                 channel=self.channel_name,
             )
-        for _ in range(2):
-            try:
-                sample = _loan_slice(self._port, n)
-            except iox2.LoanError as e:
-                kind = _loan_error_kind(e)
-                if kind == "OutOfMemory":
-                    return None
-                if kind == "ExceedsMaxLoanSize":
-                    self._grow(n)
-                    continue
+        if self._loans >= MAX_LOANED_SAMPLES:
+            raise ChannelError(
+                f"loan of {n} bytes failed: ExceedsMaxLoans ({MAX_LOANED_SAMPLES} are open)",
+                channel=self.channel_name,
+            )
+        if n > self.max_slice_len and not self._grow(n):
+            return None  # chunks are still out: "full" until they are back
+        try:
+            sample = _loan_slice(self._port, n)
+        except iox2.LoanError as e:
+            kind = _loan_error_kind(e)
+            if kind != "OutOfMemory":
                 raise ChannelError(
                     f"loan of {n} bytes failed: {kind}", channel=self.channel_name
                 ) from e
-            self._loans += 1
-            return Loan(self, sample, n)
-        raise ChannelError(f"loan of {n} bytes failed after growing", channel=self.channel_name)
+            self._update_connections()
+            try:
+                sample = _loan_slice(self._port, n)
+            except iox2.LoanError as e:
+                if _loan_error_kind(e) == "OutOfMemory":
+                    return None
+                raise ChannelError(
+                    f"loan of {n} bytes failed: {_loan_error_kind(e)}", channel=self.channel_name
+                ) from e
+        self._loans += 1
+        return Loan(self, sample, n)
 
     def loan(self, n: int, timeout: float = 5.0) -> Loan:
         """Loans an ``n``-byte sample, waiting up to ``timeout`` seconds for a
