@@ -11,6 +11,7 @@
 import { crc32 } from "node:zlib";
 import { assert, assertEquals } from "./support/assert.ts";
 import { ChannelContext, type Sample } from "../lib/channel.ts";
+import { isolationEnv } from "../lib/isolation.ts";
 import { MultiprocessExecutor } from "../lib/executor.ts";
 import { Pipeline } from "../lib/pipeline.ts";
 import {
@@ -165,6 +166,75 @@ Deno.test("a Deno publisher that outgrows its chunks waits for three late subscr
   await Promise.all([sending, ...readers]);
   for (const sub of subs) sub.close();
 });
+
+const LATE_PYTHON_READER = `
+import json, sys, time, zlib
+from remotemedia_multiprocess import Channel, IoxEnv
+env = IoxEnv()
+ch = Channel.open_or_create(env, sys.argv[1], capacity=4)
+sub = ch.subscriber()
+print("ready", flush=True)
+time.sleep(0.3)  # starts late: the publisher has outgrown its chunks
+got = []
+for _ in range(int(sys.argv[2])):
+    rd = sub.receive(timeout=5)
+    if rd is None:
+        break
+    got.append([rd.nbytes, zlib.crc32(rd.payload)])
+    rd.release()
+print(json.dumps(got), flush=True)
+ch.close()
+env.close()
+`;
+
+Deno.test("a Deno publisher that outgrows its chunks waits for two late Python subscribers", async () => {
+  await using ctx = await ChannelContext.create();
+  const channel = ctx.channel("grow-py", { capacity: 4 });
+  const sizes = [1000, 1000, 1000, 10_000, 7, 3_000_000, 5, 100_000];
+  const readers = [1, 2].map(() =>
+    new Deno.Command(python, {
+      args: ["-c", LATE_PYTHON_READER, "grow-py", String(sizes.length)],
+      env: isolationEnv(ctx.isolation),
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn()
+  );
+  const lines = readers.map((child) => lineReader(child.stdout));
+  for (const next of lines) assertEquals(await next(), "ready");
+  using pub = channel.publisher({ publishTimeoutMs: 5000 });
+  const payloads = sizes.map((size, i) => patterned(size, i + 1));
+  for (const payload of payloads) await pub.publish(binary(payload));
+  const want = payloads.map((p) => [p.length, crc32(p)]);
+  for (const [i, next] of lines.entries()) {
+    assertEquals(JSON.parse(await next()), want, `reader ${i + 1}`);
+    assert((await readers[i].status).success);
+  }
+});
+
+/** Reads `stream` line by line; each call returns the next line (at most WAIT_MS). */
+function lineReader(stream: ReadableStream<Uint8Array>): () => Promise<string> {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  return async () => {
+    const deadline = performance.now() + WAIT_MS;
+    while (!buffered.includes("\n")) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const chunk = await Promise.race([
+        reader.read(),
+        new Promise<null>((r) => {
+          timer = setTimeout(() => r(null), deadline - performance.now());
+        }),
+      ]);
+      clearTimeout(timer);
+      assert(chunk && !chunk.done, `no line within ${WAIT_MS} ms`);
+      buffered += chunk.value;
+    }
+    const at = buffered.indexOf("\n");
+    const line = buffered.slice(0, at);
+    buffered = buffered.slice(at + 1);
+    return line;
+  };
+}
 
 // ------------------------------------------------------------- randomized
 
