@@ -124,6 +124,7 @@ def _sample_len(sample: Any) -> int:
 
 
 _MAX_WAIT_SLICE_S = 1.0  # lets KeyboardInterrupt through a blocking receive
+_MAX_DRAINS = 16  # handle_events: a notifier would have to race every drain
 
 _EVENT_DATA = iox2.EventId.new(DATA)
 _EVENT_CREDIT_REQUEST = iox2.EventId.new(CREDIT_REQUEST)
@@ -172,8 +173,15 @@ def _loan_error_kind(e: BaseException) -> str:
     return str(e.args[0]) if e.args else str(e)
 
 
+# iceoryx2 0.10 hands a listener's timeout to SO_RCVTIMEO in whole
+# microseconds, and a zero timeout there means "no timeout": a wait of less
+# than 1 us blocks until a notification comes, maybe forever.
+_MIN_WAIT_S = 1e-5
+
+
 def _duration(seconds: float) -> Any:
-    return iox2.Duration.from_secs_f64(max(0.0, seconds))
+    """A listener timeout: at least ``_MIN_WAIT_S``, so it never means "forever"."""
+    return iox2.Duration.from_secs_f64(max(_MIN_WAIT_S, seconds))
 
 
 _MAX_WAIT_SLICE = _duration(_MAX_WAIT_SLICE_S)
@@ -834,10 +842,24 @@ class Subscriber:
 
     def handle_events(self) -> None:
         """Drains ``N/data`` notifications without blocking and answers a
-        CREDIT_REQUEST among them."""
+        CREDIT_REQUEST among them.
+
+        Drains until a drain finds nothing: in iceoryx2 0.10 a notification
+        that lands while the listener drains can leave it marked "notified"
+        with no wake-up byte in its socket, and until the next drain every
+        later notification is then coalesced into that missing byte, so a
+        WaitSet never wakes for them (seen: a runner asleep with samples
+        queued, its publisher timing out). A drain that finds nothing leaves
+        no such mark. Blocking waits on the listener itself are not affected
+        (they drain a marked listener at once).
+        """
         if self._port is None:
             return
-        self._handle(self.listener.try_wait())
+        for _ in range(_MAX_DRAINS):
+            events = self.listener.try_wait()
+            if not events:
+                return
+            self._handle(events)
 
     # -- receiving -------------------------------------------------------------
 

@@ -506,3 +506,28 @@ def test_a_loan_that_needs_bigger_chunks_is_full_until_every_chunk_is_back(
             assert rd is not None and rd.sequence == 3 and rd.nbytes == 10_000
     ch_pub.close()
     ch_sub.close()
+
+
+@pytest.mark.parametrize("seconds", [0.0, 1e-7, 5e-7])
+def test_a_wait_shorter_than_a_microsecond_still_ends(iox_env: IoxEnv, seconds: float) -> None:
+    """iceoryx2 0.10 turns a listener timeout under 1 us into SO_RCVTIMEO 0
+    ("no timeout"): a publisher whose deadline arithmetic left 0.5 us to
+    wait blocked until a FREED that never came, past its own timeout."""
+    from remotemedia_multiprocess.channel import _duration
+
+    ch = Channel.open_or_create(iox_env, "short-wait")
+    sub = ch.subscriber()
+    done = threading.Event()
+
+    def wait() -> None:
+        sub.listener.timed_wait(_duration(seconds))
+        done.set()
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    ended = done.wait(1.0)
+    if not ended:  # unblock it before failing
+        ch.publisher().publish(RuntimeData.text("wake"))
+    waiter.join(5)
+    assert ended, f"a {seconds} s wait was still blocked after 1 s"
+    ch.close()
