@@ -23,7 +23,7 @@ import {
   video,
   type VideoData,
 } from "../lib/runtime_data.ts";
-import type { Session } from "../lib/session.ts";
+import type { Session, SessionStats } from "../lib/session.ts";
 import { fillPattern } from "./support/shm.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -441,12 +441,46 @@ async function readStream(
   }
 }
 
-/** The reports a stress_sink sends on pipeline output `output`. */
+/** How many messages the session's nodes have taken and sent so far. */
+function progress(stats: SessionStats): number {
+  return stats.processes.reduce(
+    (n, p) => n + (p.received ?? 0) + (p.sent ?? 0),
+    0,
+  );
+}
+
+/** The reports a stress_sink sends on pipeline output `output` after the
+ * whole stream: waits as long as the nodes make progress, failing once
+ * they made none for WAIT_MS. */
 async function readReport(session: Session, output: string): Promise<Report[]> {
   const outputs = session.receive(output);
-  const data = await nextWithin(outputs, WAIT_MS, `the report on "${output}"`);
-  await outputs.return();
-  return ((data as JsonData).value as { hops: Report[] }).hops;
+  const next = outputs.next();
+  let last = -1;
+  let lastAt = performance.now();
+  while (true) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const got = await Promise.race([
+      next,
+      new Promise<null>((r) => timer = setTimeout(() => r(null), 1000)),
+    ]);
+    clearTimeout(timer);
+    if (got) {
+      assert(!got.done, `the outputs ended before the report on "${output}"`);
+      const hops = ((got.value.data as JsonData).value as { hops: Report[] })
+        .hops;
+      await outputs.return();
+      return hops;
+    }
+    const stats = await session.stats();
+    const now = progress(stats);
+    if (now !== last) [last, lastAt] = [now, performance.now()];
+    assert(
+      performance.now() - lastAt < WAIT_MS,
+      `no progress for ${WAIT_MS} ms and no report on "${output}": ${
+        JSON.stringify(stats)
+      }`,
+    );
+  }
 }
 
 function readerConfig(seed: number): Record<string, number> {
