@@ -516,8 +516,9 @@ class Publisher:
         self._notifier.notify_with_custom_event_id(_EVENT_DATA)
 
     def try_loan(self, n: int) -> Loan | None:
-        """Loans an ``n``-byte sample, or returns None when every chunk is in
-        use (the channel is full).
+        """Loans an ``n``-byte sample, or returns None when the channel is
+        full: every chunk is in use or, when ``n`` needs bigger chunks, any
+        chunk still is (the port is replaced only once all are back).
 
         Raises:
             ChannelError: ``n`` exceeds ``max_payload``, too many open loans,
