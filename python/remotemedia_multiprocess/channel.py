@@ -124,6 +124,7 @@ def _sample_len(sample: Any) -> int:
 
 
 _MAX_WAIT_SLICE_S = 1.0  # lets KeyboardInterrupt through a blocking receive
+_MAX_DRAINS = 16  # handle_events: a notifier would have to race every drain
 
 _EVENT_DATA = iox2.EventId.new(DATA)
 _EVENT_CREDIT_REQUEST = iox2.EventId.new(CREDIT_REQUEST)
@@ -172,8 +173,15 @@ def _loan_error_kind(e: BaseException) -> str:
     return str(e.args[0]) if e.args else str(e)
 
 
+# iceoryx2 0.10 hands a listener's timeout to SO_RCVTIMEO in whole
+# microseconds, and a zero timeout there means "no timeout": a wait of less
+# than 1 us blocks until a notification comes, maybe forever.
+_MIN_WAIT_S = 1e-5
+
+
 def _duration(seconds: float) -> Any:
-    return iox2.Duration.from_secs_f64(max(0.0, seconds))
+    """A listener timeout: at least ``_MIN_WAIT_S``, so it never means "forever"."""
+    return iox2.Duration.from_secs_f64(max(_MIN_WAIT_S, seconds))
 
 
 _MAX_WAIT_SLICE = _duration(_MAX_WAIT_SLICE_S)
@@ -393,8 +401,10 @@ class Publisher:
 
     The publisher owns exactly ``capacity`` chunks of ``max_slice_len`` bytes
     (Static allocation). A larger message replaces the iceoryx2 port with one
-    whose chunks fit (next power of two, at most ``max_payload``); samples
-    already sent stay valid and are received first.
+    whose chunks fit (next power of two, at most ``max_payload``), but only
+    once every chunk is back (every subscriber received and released all
+    that was sent); until then the loan is "full" like any other, so nothing
+    sent is lost or reordered.
 
     Every send is followed by one DATA notification. When every chunk is held
     by subscribers, :meth:`publish` asks for credit (CREDIT_REQUEST) and waits
@@ -435,26 +445,62 @@ class Publisher:
         # Static, not PowerOfTwo: a growing data segment never runs out of
         # chunks (iceoryx2 adds a segment with more chunks instead), which
         # would defeat the credits and block send() on a full subscriber.
+        # The port may loan every chunk at once so that _grow can probe;
+        # try_loan keeps callers to MAX_LOANED_SAMPLES open loans.
         return (
             self._channel._pubsub.publisher_builder()
             .initial_max_slice_len(slice_len)
             .allocation_strategy(iox2.AllocationStrategy.Static)
-            .max_loaned_samples(MAX_LOANED_SAMPLES)
+            .max_loaned_samples(max(self.capacity, MAX_LOANED_SAMPLES))
             .backpressure_strategy(iox2.BackpressureStrategy.RetryUntilDelivered)
             .override_sample_preallocation(self.capacity)
             .create()
         )
 
-    def _grow(self, n: int) -> None:
+    def _update_connections(self) -> None:
+        # Chunks held by subscribers that are gone (closed, or dead nodes
+        # that were cleaned up) come back only here; send() does it too, but
+        # loan() does not. A failed connection must not fail the loan.
+        with contextlib.suppress(Exception):
+            self._port.update_connections()
+
+    def _all_chunks_back(self) -> bool:
+        """True when every chunk is free: every subscriber received and
+        released everything this port sent. Probes by loaning them all."""
+        self._update_connections()
+        probe: list[Any] = []
+        try:
+            for _ in range(self.capacity):
+                try:
+                    probe.append(_loan_slice(self._port, 1))
+                except iox2.LoanError as e:
+                    if _loan_error_kind(e) == "OutOfMemory":
+                        return False
+                    raise ChannelError(
+                        f"growth probe failed: {_loan_error_kind(e)}", channel=self.channel_name
+                    ) from e
+            return True
+        finally:
+            for sample in probe:
+                sample.delete()
+
+    def _grow(self, n: int) -> bool:
+        """Replaces the port with one whose chunks hold ``n`` bytes, once
+        every chunk of the old one is back; False (the caller answers
+        "full") while any is out. Deleting a port whose samples are still
+        queued loses them: a subscriber that has not connected to the port
+        yet (it connects when it receives) never sees them."""
         if self._loans:
             raise ChannelError(
                 f"a {n}-byte loan needs bigger chunks, but {self._loans} loan(s) are open",
                 channel=self.channel_name,
             )
+        if not self._all_chunks_back():
+            return False
         new_len = min(max(_next_pow2(n), self.max_slice_len), self.max_payload)
         old = self._port
         self._port = None
-        old.delete()
+        old.delete()  # first: max_publishers is 2, and it holds no chunk
         try:
             self._port = self._create_port(new_len)
         except Exception as e:
@@ -464,13 +510,15 @@ class Publisher:
                 channel=self.channel_name,
             ) from e
         self.max_slice_len = new_len
+        return True
 
     def _notify_data(self) -> None:
         self._notifier.notify_with_custom_event_id(_EVENT_DATA)
 
     def try_loan(self, n: int) -> Loan | None:
-        """Loans an ``n``-byte sample, or returns None when every chunk is in
-        use (the channel is full).
+        """Loans an ``n``-byte sample, or returns None when the channel is
+        full: every chunk is in use or, when ``n`` needs bigger chunks, any
+        chunk still is (the port is replaced only once all are back).
 
         Raises:
             ChannelError: ``n`` exceeds ``max_payload``, too many open loans,
@@ -485,22 +533,32 @@ class Publisher:
                 f"a {n}-byte sample exceeds max_payload ({self.max_payload})",
                 channel=self.channel_name,
             )
-        for _ in range(2):
-            try:
-                sample = _loan_slice(self._port, n)
-            except iox2.LoanError as e:
-                kind = _loan_error_kind(e)
-                if kind == "OutOfMemory":
-                    return None
-                if kind == "ExceedsMaxLoanSize":
-                    self._grow(n)
-                    continue
+        if self._loans >= MAX_LOANED_SAMPLES:
+            raise ChannelError(
+                f"loan of {n} bytes failed: ExceedsMaxLoans ({MAX_LOANED_SAMPLES} are open)",
+                channel=self.channel_name,
+            )
+        if n > self.max_slice_len and not self._grow(n):
+            return None  # chunks are still out: "full" until they are back
+        try:
+            sample = _loan_slice(self._port, n)
+        except iox2.LoanError as e:
+            kind = _loan_error_kind(e)
+            if kind != "OutOfMemory":
                 raise ChannelError(
                     f"loan of {n} bytes failed: {kind}", channel=self.channel_name
                 ) from e
-            self._loans += 1
-            return Loan(self, sample, n)
-        raise ChannelError(f"loan of {n} bytes failed after growing", channel=self.channel_name)
+            self._update_connections()
+            try:
+                sample = _loan_slice(self._port, n)
+            except iox2.LoanError as e:
+                if _loan_error_kind(e) == "OutOfMemory":
+                    return None
+                raise ChannelError(
+                    f"loan of {n} bytes failed: {_loan_error_kind(e)}", channel=self.channel_name
+                ) from e
+        self._loans += 1
+        return Loan(self, sample, n)
 
     def loan(self, n: int, timeout: float = 5.0) -> Loan:
         """Loans an ``n``-byte sample, waiting up to ``timeout`` seconds for a
@@ -785,10 +843,24 @@ class Subscriber:
 
     def handle_events(self) -> None:
         """Drains ``N/data`` notifications without blocking and answers a
-        CREDIT_REQUEST among them."""
+        CREDIT_REQUEST among them.
+
+        Drains until a drain finds nothing: in iceoryx2 0.10 a notification
+        that lands while the listener drains can leave it marked "notified"
+        with no wake-up byte in its socket, and until the next drain every
+        later notification is then coalesced into that missing byte, so a
+        WaitSet never wakes for them (seen: a runner asleep with samples
+        queued, its publisher timing out). A drain that finds nothing leaves
+        no such mark. Blocking waits on the listener itself are not affected
+        (they drain a marked listener at once).
+        """
         if self._port is None:
             return
-        self._handle(self.listener.try_wait())
+        for _ in range(_MAX_DRAINS):
+            events = self.listener.try_wait()
+            if not events:
+                return
+            self._handle(events)
 
     # -- receiving -------------------------------------------------------------
 

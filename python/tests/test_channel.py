@@ -251,20 +251,27 @@ def test_receive_raw(iox_env: IoxEnv) -> None:
 def test_bigger_messages_grow_the_chunks_and_keep_order(iox_env: IoxEnv) -> None:
     ch_pub, ch_sub, pub, sub = pair(iox_env, "grow", capacity=4)
     assert pub.max_slice_len == 4096
+    out: list[RuntimeData] = []
+
+    def read() -> None:
+        for _ in range(3):
+            rd = sub.receive(timeout=5)
+            if rd is None:
+                return
+            out.append(rd.copy())
+            rd.release()
+
+    reader = threading.Thread(target=read)
+    reader.start()
     pub.publish(RuntimeData.binary(b"a"))
     pub.publish(RuntimeData.binary(b"b"))
     big = np.arange(3 * 1024 * 1024, dtype=np.uint8)
-    pub.publish(RuntimeData.tensor(big))
+    pub.publish(RuntimeData.tensor(big))  # waits until "a" and "b" are released
+    reader.join(10)
     assert pub.max_slice_len == 4 * 1024 * 1024
-    out = []
-    for _ in range(3):
-        rd = sub.receive(timeout=5)
-        assert rd is not None
-        out.append(rd)
     assert [o.kind for o in out] == ["binary", "binary", "tensor"]
     assert out[0].as_bytes() == b"a" and out[1].as_bytes() == b"b"
     np.testing.assert_array_equal(out[2].array, big)
-    del out, rd
     with pytest.raises(ChannelError):
         pub.loan(pub.max_payload + 1)
     ch_pub.close()
@@ -431,3 +438,96 @@ def test_allocated_message_with_a_replaced_payload_is_copied(iox_env: IoxEnv) ->
     assert pub._loans == 0
     ch_pub.close()
     ch_sub.close()
+
+
+@pytest.mark.parametrize("readers", [1, 3])
+def test_growth_loses_nothing_a_late_reader_has_not_received(iox_env: IoxEnv, readers: int) -> None:
+    """Issue 7: subscribers that have not received yet (not even connected
+    to the publisher's port) lose nothing when the publisher needs bigger
+    chunks: it grows only once every chunk it sent is back."""
+    ch_sub = Channel.open_or_create(iox_env, "grow-late", capacity=8)
+    subs = [ch_sub.subscriber() for _ in range(readers)]  # before the publisher
+    ch_pub = Channel.open_or_create(second_node(iox_env), "grow-late", capacity=8)
+    pub = ch_pub.publisher()
+    sizes = [1000, 1000, 1000, 10_000, 7, 3 * 1024 * 1024, 5, 3, 100_000, 1]
+    payloads = [bytes([i + 1]) * n for i, n in enumerate(sizes)]
+    got: list[list[bytes]] = [[] for _ in subs]
+
+    def read(i: int) -> None:
+        time.sleep(0.1)  # starts late: the publisher has outgrown its chunks
+        for _ in payloads:
+            rd = subs[i].receive(timeout=2)
+            if rd is None:
+                return
+            got[i].append(rd.as_bytes())
+            rd.release()
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(readers)]
+    for t in threads:
+        t.start()
+    for p in payloads:
+        pub.publish(RuntimeData.binary(p), timeout=10)
+    for t in threads:
+        t.join(20)
+    assert not any(t.is_alive() for t in threads)
+    for g in got:
+        assert [len(b) for b in g] == sizes
+        assert g == payloads
+    assert pub.max_slice_len == 4 * 1024 * 1024
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_a_loan_that_needs_bigger_chunks_is_full_until_every_chunk_is_back(
+    iox_env: IoxEnv,
+) -> None:
+    ch_sub = Channel.open_or_create(iox_env, "grow-full", capacity=4)
+    subs = [ch_sub.subscriber(), ch_sub.subscriber()]
+    ch_pub = Channel.open_or_create(second_node(iox_env), "grow-full", capacity=4)
+    pub = ch_pub.publisher()
+    small, big = RuntimeData.binary(b"s" * 1000), RuntimeData.binary(b"b" * 10_000)
+    assert pub.try_publish(small) and pub.try_publish(small)
+    assert not pub.try_publish(big)  # two chunks are queued in both subscribers
+    first = subs[0].receive(timeout=1)
+    assert first is not None and first.sequence == 1
+    held = subs[1].receive(timeout=1)
+    first.release()
+    assert not pub.try_publish(big)  # subs[1] still holds sample 1, both queue 2
+    assert held is not None
+    held.release()
+    for sub in subs:
+        with sub.receive(timeout=1) as rd:
+            assert rd is not None and rd.sequence == 2
+    assert pub.max_slice_len == 4096
+    assert pub.try_publish(big)  # every chunk is back: grows now
+    assert pub.max_slice_len == 16384
+    for sub in subs:
+        with sub.receive(timeout=1) as rd:
+            assert rd is not None and rd.sequence == 3 and rd.nbytes == 10_000
+    ch_pub.close()
+    ch_sub.close()
+
+
+@pytest.mark.parametrize("seconds", [0.0, 1e-7, 5e-7])
+def test_a_wait_shorter_than_a_microsecond_still_ends(iox_env: IoxEnv, seconds: float) -> None:
+    """iceoryx2 0.10 turns a listener timeout under 1 us into SO_RCVTIMEO 0
+    ("no timeout"): a publisher whose deadline arithmetic left 0.5 us to
+    wait blocked until a FREED that never came, past its own timeout."""
+    from remotemedia_multiprocess.channel import _duration
+
+    ch = Channel.open_or_create(iox_env, "short-wait")
+    sub = ch.subscriber()
+    done = threading.Event()
+
+    def wait() -> None:
+        sub.listener.timed_wait(_duration(seconds))
+        done.set()
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    ended = done.wait(1.0)
+    if not ended:  # unblock it before failing
+        ch.publisher().publish(RuntimeData.text("wake"))
+    waiter.join(5)
+    assert ended, f"a {seconds} s wait was still blocked after 1 s"
+    ch.close()
