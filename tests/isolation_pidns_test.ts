@@ -73,7 +73,7 @@ Deno.test({
       assertEquals(existing([lockFile(b.info.root)]), []);
       assertEquals(existing(filesC), filesC);
     } finally {
-      for (const owner of owners) await owner.kill9();
+      for (const owner of owners) await owner.close();
       sweep({ prefixes: owners.map((o) => o.info.prefix) });
     }
   },

@@ -8,6 +8,7 @@
  * commands on stdin, one JSON line each:
  * - `sweep <prefix>...`: sweeps those prefixes, prints `{removed}`;
  * - `spawn`: starts `sleep 60` as a child, prints `{pid}`.
+ * PIDs other than `pid` are as the parent PID namespace sees them.
  * It lives until killed or until stdin ends.
  *
  * Uses only the API that existed before lock files (commit 69a4b0d), so the
@@ -55,17 +56,34 @@ if (mode === "session") {
   keep.push(ctx, sub, pub, sample);
 }
 
+// In a PID namespace without its own /proc, /proc still shows the parent
+// namespace: /proc/self names this process as the test sees it, and a child's
+// status has both of its PIDs (NSpid).
+const hostPid = Number(Deno.readLinkSync("/proc/self"));
+function hostPidOf(pid: number): number {
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
+      const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
+      const nspids = /^NSpid:\s+(.*)$/m.exec(status)?.[1].trim().split(/\s+/);
+      if (ppid === hostPid && Number(nspids?.at(-1)) === pid) {
+        return Number(entry.name);
+      }
+    } catch { /* gone meanwhile */ }
+  }
+  throw new Error(`No child of ${hostPid} has PID ${pid} in its namespace`);
+}
+
 const encoder = new TextEncoder();
 const say = (value: unknown) =>
   Deno.stdout.writeSync(encoder.encode(`${JSON.stringify(value)}\n`));
-// In a PID namespace without its own /proc, /proc/self still names the
-// process as the parent namespace sees it: that is the PID to kill.
 say({
   prefix: isolation.prefix,
   root: isolation.root,
   pid: Deno.pid,
-  hostPid: Number(Deno.readLinkSync("/proc/self")),
-  runnerPid,
+  hostPid,
+  runnerPid: runnerPid === undefined ? undefined : hostPidOf(runnerPid),
 });
 
 const children: Deno.ChildProcess[] = [];
@@ -80,9 +98,14 @@ for await (const chunk of Deno.stdin.readable) {
     if (command === "sweep") {
       say({ removed: sweepStaleIsolations({ prefixes: args }) });
     } else if (command === "spawn") {
-      const child = new Deno.Command("sleep", { args: ["60"] }).spawn();
+      const child = new Deno.Command("sleep", {
+        args: ["60"],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
       children.push(child);
-      say({ pid: child.pid });
+      say({ pid: hostPidOf(child.pid) });
     }
   }
 }

@@ -3,6 +3,11 @@
  * each in its own PID namespace (`unshare --pid --fork`, sharing /dev/shm
  * and /tmp with everyone). Uses only the API that existed before lock files.
  *
+ * In a namespace, a shell is PID 1 and the owner PID 2, so the owner's kill
+ * leaves its runners alive (the death of a namespace's PID 1 would kill them
+ * all). It also keeps sweepers of versions before lock files away from the
+ * test's files: they judge by the PID in the name, and PID 2 is alive here.
+ *
  * @module
  */
 
@@ -16,7 +21,7 @@ export interface OwnerInfo {
   pid: number;
   /** Its PID as this process sees it (the one to kill). */
   hostPid: number;
-  /** The runner's PID in `session` mode. */
+  /** The runner's PID (as this process sees it) in `session` mode. */
   runnerPid?: number;
 }
 
@@ -40,6 +45,7 @@ export class Owner {
   readonly #lines: AsyncIterator<string>;
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
   readonly #stderr: Promise<void>;
+  readonly #pidNamespace: boolean;
   #gone = false;
 
   private constructor(
@@ -47,7 +53,9 @@ export class Owner {
     lines: AsyncIterator<string>,
     info: OwnerInfo,
     stderr: Promise<void>,
+    pidNamespace: boolean,
   ) {
+    this.#pidNamespace = pidNamespace;
     this.#child = child;
     this.#stderr = stderr;
     this.#lines = lines;
@@ -61,9 +69,14 @@ export class Owner {
     options: { pidNamespace?: boolean } = {},
   ): Promise<Owner> {
     const deno = [Deno.execPath(), "run", "-A", script, mode];
-    // --kill-child: if unshare dies, so does the owner (no strays).
+    // --kill-child: if unshare dies, so does the namespace (no strays). The
+    // shell passes its stdin on through fd 3 (a background job's own stdin
+    // is /dev/null) and stays PID 1 after the owner's death.
+    const init =
+      'exec 3<&0; "$@" <&3 3<&- & wait $! 2>/dev/null; exec sleep 86400';
     const [cmd, ...args] = options.pidNamespace
-      ? ["unshare", "--pid", "--fork", "--kill-child", ...deno]
+      ? ["unshare", "--pid", "--fork", "--kill-child", "sh", "-c", init, "sh"]
+        .concat(deno)
       : deno;
     const child = new Deno.Command(cmd, {
       args,
@@ -79,7 +92,13 @@ export class Owner {
       await stderr;
       throw new Error(`The owner (${mode}) exited before it was ready`);
     }
-    return new Owner(child, lines, JSON.parse(first.value), stderr);
+    return new Owner(
+      child,
+      lines,
+      JSON.parse(first.value),
+      stderr,
+      options.pidNamespace ?? false,
+    );
   }
 
   /** Sends one command and returns its JSON answer. */
@@ -95,12 +114,31 @@ export class Owner {
     return (await this.command(`sweep ${prefixes.join(" ")}`)).removed;
   }
 
-  /** kill -9, then waits until the process (and its unshare) is reaped. */
+  /** kill -9 of the owner, then waits until it is reaped (only then are all
+   * its threads gone and its files closed). Its namespace (and the runners
+   * in it) lives on until {@linkcode Owner.close}. */
   async kill9(): Promise<void> {
     if (this.#gone) return;
     this.#gone = true;
     try {
       Deno.kill(this.info.hostPid, "SIGKILL");
+    } catch { /* already gone */ }
+    if (!this.#pidNamespace) {
+      await this.#child.status;
+      return;
+    }
+    const deadline = Date.now() + 10_000;
+    while (existing([`/proc/${this.info.hostPid}`]).length) {
+      if (Date.now() > deadline) throw new Error("The owner was not reaped");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** Kills the owner and everything in its namespace; waits for all. */
+  async close(): Promise<void> {
+    await this.kill9();
+    try {
+      this.#child.kill("SIGKILL");
     } catch { /* already gone */ }
     await this.#child.status;
     await this.#stdin.close().catch(() => {});
