@@ -71,9 +71,10 @@ export class Owner {
     const deno = [Deno.execPath(), "run", "-A", script, mode];
     // --kill-child: if unshare dies, so does the namespace (no strays). The
     // shell passes its stdin on through fd 3 (a background job's own stdin
-    // is /dev/null) and stays PID 1 after the owner's death.
+    // is /dev/null) and stays PID 1 after the owner's death, letting go of
+    // the pipes (so the owner's death ends them).
     const init =
-      'exec 3<&0; "$@" <&3 3<&- & wait $! 2>/dev/null; exec sleep 86400';
+      'exec 3<&0; "$@" <&3 3<&- & wait $! 2>/dev/null; exec sleep 86400 >/dev/null 2>&1 3<&-';
     const [cmd, ...args] = options.pidNamespace
       ? ["unshare", "--pid", "--fork", "--kill-child", "sh", "-c", init, "sh"]
         .concat(deno)
