@@ -82,7 +82,6 @@ class IsolationLock:
         >>> lock is not None and lock.held
         True
         >>> lock.release(); remove_env_files(env)
-        True
     """
 
     def __init__(self, path: str, fd: int) -> None:
@@ -160,7 +159,6 @@ class IoxEnv:
         >>> env.prefix.startswith(f"rmp{os.getpid()}x")
         True
         >>> env.close(); remove_env_files(env)
-        True
     """
 
     def __init__(self, prefix: str | None = None, root: str | None = None) -> None:
@@ -230,7 +228,6 @@ def new_isolated_env() -> IoxEnv:
         >>> env.root == f"/tmp/rmp/{env.prefix}/"
         True
         >>> remove_env_files(env)
-        True
     """
     last_error: OSError | None = None
     for _ in range(_CREATE_ATTEMPTS):
@@ -325,36 +322,28 @@ def _remove_locked(prefix: str, root: str, shm: Iterable[str] | None = None) -> 
     return removed
 
 
-def remove_env_files(env: IoxEnv) -> bool:
+def remove_env_files(env: IoxEnv) -> None:
     """Deletes ``/dev/shm/<prefix>*``, the root folder and then the lock file
     of ``env``, unless another process still holds its lock: then it only
-    releases this environment's lock and leaves the files to a later sweep.
+    releases this environment's lock and leaves the files to a later sweep
+    (``os.path.exists(lock_path(env.root))`` tells which happened).
 
     Only for an environment no process uses any more.
-
-    Returns:
-        True when the files were removed, False when another process still
-        holds the lock.
     """
     own = env.lock
     if own is not None and own.held:
         # A runner still alive keeps the files; a sweep removes them later.
-        if not own.try_exclusive():
-            own.release()
-            return False
-        _remove_locked(env.prefix, env.root)
+        if own.try_exclusive():
+            _remove_locked(env.prefix, env.root)
         own.release()
-        return True
+        return
     path = lock_path(env.root)
     fd = _open_locked(path, fcntl.LOCK_EX)
     if fd is not None:
         _remove_locked(env.prefix, env.root)
         os.close(fd)
-        return True
-    if os.path.lexists(path):
-        return False  # locked by a live process
-    _remove_files(env.prefix, env.root)
-    return True
+    elif not os.path.lexists(path):
+        _remove_files(env.prefix, env.root)  # no lock file: nothing to ask
 
 
 def _pid_alive(pid: int) -> bool:
