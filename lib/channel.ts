@@ -12,7 +12,9 @@
 import { BellRegistry } from "./bells.ts";
 import { BackpressureTimeoutError, ChannelError } from "./errors.ts";
 import {
+  holdIsolation,
   type Isolation,
+  type IsolationLock,
   newIsolation,
   removeIsolation,
   sweepStaleIsolations,
@@ -39,12 +41,15 @@ const encoder = new TextEncoder();
 /** Options of {@linkcode ChannelContext.create}. */
 export interface ChannelContextOptions {
   /**
-   * The isolation to use. When omitted, a new one is made, and removed from
-   * disk by {@linkcode ChannelContext.close}.
+   * The isolation to use. When omitted, a new one is made (and locked), and
+   * removed from disk by {@linkcode ChannelContext.close}. A given one is
+   * held with a shared lock while the context is open, when it has a lock
+   * file (docs/channel-protocol.md, "Isolation").
    */
   isolation?: Isolation;
   /**
-   * Remove the isolation's files on close.
+   * Remove the isolation's files on close. With false, an isolation made
+   * here stays locked (so no sweeper removes it) until the process exits.
    * @default {true when the isolation was made here}
    */
   removeOnClose?: boolean;
@@ -178,6 +183,7 @@ export class ChannelContext implements AsyncDisposable {
   readonly #listener: Deno.UnixListener;
   readonly #conn: Deno.UnixConn;
   readonly #removeOnClose: boolean;
+  readonly #held: IsolationLock | null;
   readonly #channels = new Set<Channel>();
   #waiters: Array<() => void> = [];
   #closed = false;
@@ -201,8 +207,10 @@ export class ChannelContext implements AsyncDisposable {
     listener: Deno.UnixListener,
     conn: Deno.UnixConn,
     removeOnClose: boolean,
+    held: IsolationLock | null,
   ) {
     this.isolation = isolation;
+    this.#held = held;
     this.#lib = lib;
     this.#node = node;
     this.#waker = waker;
@@ -233,49 +241,59 @@ export class ChannelContext implements AsyncDisposable {
   ): Promise<ChannelContext> {
     const lib = nativeLibrary();
     sweepStaleIsolations();
+    // Made here: locked before any file of it exists. Given: held shared, so
+    // no sweeper removes it while this context uses it.
     const isolation = options.isolation ?? newIsolation();
+    const held = options.isolation ? holdIsolation(options.isolation) : null;
     const removeOnClose = options.removeOnClose ?? !options.isolation;
-    await Deno.mkdir(isolation.root, { recursive: true });
-    const prefix = encoder.encode(isolation.prefix);
-    const root = encoder.encode(isolation.root);
-    const out = new BigUint64Array(1);
-    const name = encoder.encode(`deno-${Deno.pid}`);
-    checkCode(
-      lib.rmp_node_create(
-        name,
-        BigInt(name.length),
-        prefix,
-        BigInt(prefix.length),
-        root,
-        BigInt(root.length),
-        out,
-      ),
-      "creating the iceoryx2 node",
-    );
-    const node = Deno.UnsafePointer.create(out[0]) as Pointer;
-    const socketPath = `${isolation.root}doorbell-${Deno.pid}-${
-      crypto.randomUUID().slice(0, 8)
-    }.sock`;
-    const listener = Deno.listen({ transport: "unix", path: socketPath });
-    const accepted = listener.accept();
-    const path = encoder.encode(socketPath);
-    const rc = lib.rmp_waker_create(path, BigInt(path.length), out);
-    if (rc < 0) {
-      listener.close();
-      lib.rmp_node_destroy(node);
-      checkCode(rc, "connecting the native doorbell");
+    try {
+      await Deno.mkdir(isolation.root, { recursive: true });
+      const prefix = encoder.encode(isolation.prefix);
+      const root = encoder.encode(isolation.root);
+      const out = new BigUint64Array(1);
+      const name = encoder.encode(`deno-${Deno.pid}`);
+      checkCode(
+        lib.rmp_node_create(
+          name,
+          BigInt(name.length),
+          prefix,
+          BigInt(prefix.length),
+          root,
+          BigInt(root.length),
+          out,
+        ),
+        "creating the iceoryx2 node",
+      );
+      const node = Deno.UnsafePointer.create(out[0]) as Pointer;
+      const socketPath = `${isolation.root}doorbell-${Deno.pid}-${
+        crypto.randomUUID().slice(0, 8)
+      }.sock`;
+      const listener = Deno.listen({ transport: "unix", path: socketPath });
+      const accepted = listener.accept();
+      const path = encoder.encode(socketPath);
+      const rc = lib.rmp_waker_create(path, BigInt(path.length), out);
+      if (rc < 0) {
+        listener.close();
+        lib.rmp_node_destroy(node);
+        checkCode(rc, "connecting the native doorbell");
+      }
+      const waker = Deno.UnsafePointer.create(out[0]) as Pointer;
+      const conn = await accepted;
+      return new ChannelContext(
+        isolation,
+        lib,
+        node,
+        waker,
+        listener,
+        conn,
+        removeOnClose,
+        held,
+      );
+    } catch (e) {
+      held?.release();
+      if (!options.isolation) removeIsolation(isolation);
+      throw e;
     }
-    const waker = Deno.UnsafePointer.create(out[0]) as Pointer;
-    const conn = await accepted;
-    return new ChannelContext(
-      isolation,
-      lib,
-      node,
-      waker,
-      listener,
-      conn,
-      removeOnClose,
-    );
   }
 
   /** The native waker's byte: re-arm it before waking anyone, so an event
@@ -485,6 +503,8 @@ export class ChannelContext implements AsyncDisposable {
     await Promise.all([...this.#bellReads]);
     await this.#pump;
     this.#lib.rmp_node_destroy(this.#node);
+    // Release our own shared hold first: removal needs the exclusive lock.
+    this.#held?.release();
     if (this.#removeOnClose) removeIsolation(this.isolation);
   }
 

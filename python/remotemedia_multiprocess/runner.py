@@ -47,7 +47,7 @@ from typing import Any
 import iceoryx2 as iox2
 
 from ._control import ControlConnection, Message
-from ._iox import IoxEnv
+from ._iox import IoxEnv, hold_isolation
 from .channel import Channel, Publisher, Subscriber
 from .errors import WireFormatError
 from .node import MultiprocessNode, get_node_class, registered_types
@@ -832,6 +832,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr)
         _report_unreadable_spec(raw, message)
         return 1
+    # A shared lock on the session's isolation: no sweeper removes its files
+    # while this runner maps them (docs/channel-protocol.md, "Isolation").
+    hold_isolation(spec.iox_root)
     code = run_node(spec)
     # Exit now: a node's leftover non-daemon threads must not keep the
     # process (and its iceoryx2 resources) alive.

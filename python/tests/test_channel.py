@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from remotemedia_multiprocess._iox import IoxEnv, remove_env_files, sweep_stale
+from remotemedia_multiprocess._iox import IoxEnv, remove_env_files
 from remotemedia_multiprocess.channel import Channel, Publisher, Subscriber
 from remotemedia_multiprocess.errors import (
     BackpressureTimeoutError,
@@ -306,29 +303,6 @@ def test_isolated_env_files_are_removed(iox_env: IoxEnv) -> None:
     remove_env_files(iox_env)
     assert not list(Path("/dev/shm").glob(f"{iox_env.prefix}*"))
     assert not Path(iox_env.root).exists()
-
-
-def test_sweep_stale_removes_dead_pids_only() -> None:
-    child = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        check=True,
-    )
-    dead = int(child.stdout)
-    stale_shm = Path(f"/dev/shm/rmp{dead}xdeadbeef_test")
-    stale_dir = Path(f"/tmp/rmp/rmp{dead}xdeadbeef_")
-    live_shm = Path(f"/dev/shm/rmp{os.getpid()}xcafebabe_test")
-    try:
-        stale_shm.write_bytes(b"x")
-        stale_dir.mkdir(parents=True, exist_ok=True)
-        (stale_dir / "f").write_bytes(b"x")
-        live_shm.write_bytes(b"x")
-        assert sweep_stale() >= 2
-        assert not stale_shm.exists() and not stale_dir.exists()
-        assert live_shm.exists()
-    finally:
-        live_shm.unlink(missing_ok=True)
-        stale_shm.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize("capacity", [1, 2])
