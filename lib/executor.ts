@@ -198,6 +198,9 @@ async function closeOpenSessions(): Promise<void> {
   }
 }
 
+/** How long a second signal's exit retries removing files, in ms. */
+const EXIT_NOW_REMOVE_MS = 1000;
+
 /** Exits at once: kills the node processes it can and removes what files
  * it can of every open session. */
 function exitNow(signal: HandledSignal): never {
@@ -211,9 +214,23 @@ function exitNow(signal: HandledSignal): never {
         // itself when its control socket closes with this process.
       }
     }
-    try {
-      removeIsolation(session.isolation);
-    } catch { /* not started far enough to have files */ }
+  }
+  // The killed runners hold a shared lock on each isolation until the
+  // kernel has ended them: retry for a moment (synchronously: this program
+  // exits now), then leave the rest to the next sweep.
+  const pending = new Set(openSessions.keys());
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = performance.now() + EXIT_NOW_REMOVE_MS;
+  while (pending.size > 0) {
+    for (const session of pending) {
+      try {
+        if (removeIsolation(session.isolation)) pending.delete(session);
+      } catch {
+        pending.delete(session); // not started far enough to have files
+      }
+    }
+    if (pending.size === 0 || performance.now() > deadline) break;
+    Atomics.wait(pause, 0, 0, 10);
   }
   Deno.exit(SIGNAL_EXIT_CODES[signal]);
 }
