@@ -33,18 +33,18 @@
  *
  * @module
  */
-export * from "./lib/errors.ts";
-export * from "./lib/runtime_data.ts";
-export * from "./lib/channel.ts";
-export * from "./lib/pipeline.ts";
-export * from "./lib/config.ts";
-export * from "./lib/session.ts";
-export * from "./lib/executor.ts";
-export { monotonicNs } from "./lib/native.ts";
-export { MAX_LOG_LINE_BYTES, type NodeExit } from "./lib/process_manager.ts";
+export * from "./errors.ts";
+export * from "./data/runtime_data.ts";
+export * from "./data/channel.ts";
+export * from "./pipeline/pipeline.ts";
+export * from "./control/config.ts";
+export * from "./control/session.ts";
+export * from "./control/executor.ts";
+export { monotonicNs } from "./data/native.ts";
+export { MAX_LOG_LINE_BYTES, type NodeExit } from "./control/node_process.ts";
 export {
   type Isolation,
   leftovers,
   newIsolation,
   removeIsolation,
-} from "./lib/isolation.ts";
+} from "./data/isolation.ts";

@@ -7,10 +7,10 @@
  *
  * @module
  */
-import { type Channel, ChannelContext } from "../lib/channel.ts";
-import { HEADER_LENGTH, writeHeader } from "../lib/runtime_data.ts";
-import { monotonicNs } from "../lib/native.ts";
-import { isolationEnv } from "../lib/isolation.ts";
+import { type Channel, ChannelContext } from "../data/channel.ts";
+import { HEADER_LENGTH, writeHeader } from "../data/runtime_data.ts";
+import { monotonicNs } from "../data/native.ts";
+import { isolationEnv } from "../data/isolation.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 /** The project's Python. */

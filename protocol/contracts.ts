@@ -148,6 +148,8 @@ export const ISOLATION_PREFIX_PATTERN = "^rmp(\\d+)x[0-9a-f]{8}_";
 export const ISOLATION_ENV_PREFIX = "RMP_IOX2_PREFIX";
 /** Isolation: `env_root`. */
 export const ISOLATION_ENV_ROOT = "RMP_IOX2_ROOT";
+/** Isolation: `lock_suffix`. */
+export const ISOLATION_LOCK_SUFFIX = ".lock";
 /** Isolation: `control_socket`. */
 export const ISOLATION_CONTROL_SOCKET = "control.sock";
 /** Isolation: `bells_dir`. */

@@ -25,8 +25,8 @@ import {
   type TensorDtype,
   text,
   video,
-} from "../lib/runtime_data.ts";
-import type { WireFormatReason } from "../lib/errors.ts";
+} from "../data/runtime_data.ts";
+import type { WireFormatReason } from "../errors.ts";
 
 /** The `.json` of a valid vector (see tests/vectors/README.md). */
 export type VectorFields = Record<string, unknown> & {
@@ -91,7 +91,7 @@ function payloadOf(rd: RuntimeData): Uint8Array {
  * @example
  * ```ts
  * import { toFields } from "./make_vectors.ts";
- * import { binary } from "../lib/runtime_data.ts";
+ * import { binary } from "../data/runtime_data.ts";
  * console.log(toFields(binary(new Uint8Array([7]))).payload_hex); // "07"
  * ```
  */

@@ -4,16 +4,16 @@ import {
   assertRejects,
   assertThrows,
 } from "./support/assert.ts";
-import { bellDirectoryName } from "../lib/bells.ts";
-import { ChannelContext } from "../lib/channel.ts";
+import { bellDirectoryName } from "../data/bells.ts";
+import { ChannelContext } from "../data/channel.ts";
 import {
   BackpressureTimeoutError,
   ChannelError,
   NativeLibraryError,
   WireFormatError,
-} from "../lib/errors.ts";
-import { isolationEnv, leftovers } from "../lib/isolation.ts";
-import { binary, text, video, type VideoData } from "../lib/runtime_data.ts";
+} from "../errors.ts";
+import { isolationEnv, leftovers } from "../data/isolation.ts";
+import { binary, text, video, type VideoData } from "../data/runtime_data.ts";
 import { fillPattern, inside, sha256, shmMappings } from "./support/shm.ts";
 
 function cpuTicks(): number {
@@ -171,7 +171,7 @@ Deno.test("a missing native library names the command that builds it", async () 
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
     args: [
       "eval",
-      "import { nativeLibrary } from './lib/native.ts'; nativeLibrary();",
+      "import { nativeLibrary } from './data/native.ts'; nativeLibrary();",
     ],
     env: { RMP_ICEORYX2_LIB: "/nonexistent/librmp.so" },
     cwd: new URL("..", import.meta.url).pathname,

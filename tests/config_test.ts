@@ -1,4 +1,4 @@
-// Tests of lib/config.ts with the runtime.toml files in tests/fixtures/config/.
+// Tests of control/config.ts with the runtime.toml files in tests/fixtures/config/.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import {
@@ -8,8 +8,8 @@ import {
   resolveConfig,
   type RuntimeConfig,
   type RuntimeConfigOptions,
-} from "../lib/config.ts";
-import { ConfigError } from "../lib/errors.ts";
+} from "../control/config.ts";
+import { ConfigError } from "../errors.ts";
 
 const FIXTURES = new URL("./fixtures/config/", import.meta.url);
 const fixture = (name: string): string =>
@@ -65,14 +65,14 @@ Deno.test("without a module .venv the default executable is python3", async () =
   // A copy of the module in a folder with no .venv next to it.
   const dir = await Deno.makeTempDir();
   try {
-    await Deno.mkdir(`${dir}/lib`);
-    for (const f of ["config.ts", "errors.ts"]) {
-      await Deno.copyFile(
-        new URL(`../lib/${f}`, import.meta.url),
-        `${dir}/lib/${f}`,
-      );
+    await Deno.mkdir(`${dir}/control`);
+    await Deno.mkdir(`${dir}/protocol`);
+    for (
+      const f of ["control/config.ts", "errors.ts", "protocol/contracts.ts"]
+    ) {
+      await Deno.copyFile(new URL(`../${f}`, import.meta.url), `${dir}/${f}`);
     }
-    const mod = await import(`file://${dir}/lib/config.ts`);
+    const mod = await import(`file://${dir}/control/config.ts`);
     assert.equal(mod.defaultConfig().python.executable, "python3");
     assert.equal(
       mod.resolveConfig({}, { python: { venvPath: "/v" } }).python.executable,

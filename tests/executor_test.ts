@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
-import { MultiprocessExecutor } from "../lib/executor.ts";
+import { MultiprocessExecutor } from "../control/executor.ts";
 import {
   NodeInitError,
   type NodeProcessError,
@@ -7,17 +7,17 @@ import {
   ProcessCrashError,
   ProcessSpawnError,
   ResourceLimitError,
-} from "../lib/errors.ts";
-import { leftovers } from "../lib/isolation.ts";
-import { Pipeline } from "../lib/pipeline.ts";
+} from "../errors.ts";
+import { leftovers } from "../data/isolation.ts";
+import { Pipeline } from "../pipeline/pipeline.ts";
 import {
   audio,
   type AudioData,
   binary,
   text,
   type TextData,
-} from "../lib/runtime_data.ts";
-import type { ProgressEvent, Session } from "../lib/session.ts";
+} from "../data/runtime_data.ts";
+import type { ProgressEvent, Session } from "../control/session.ts";
 import { fillPattern, sha256 } from "./support/shm.ts";
 import {
   alive,

@@ -11,7 +11,7 @@
  * machine.
  */
 import { assert, assertEquals } from "./support/assert.ts";
-import { leftovers, sweepStaleIsolations } from "../lib/isolation.ts";
+import { leftovers, sweepStaleIsolations } from "../data/isolation.ts";
 import { canUnsharePid, existing, Owner } from "./support/owner.ts";
 
 const lockFile = (root: string) => `${root.replace(/\/+$/, "")}.lock`;

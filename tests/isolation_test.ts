@@ -12,9 +12,9 @@ import {
   newIsolation,
   removeIsolation,
   sweepStaleIsolations,
-} from "../lib/isolation.ts";
-import { ChannelContext } from "../lib/channel.ts";
-import { binary } from "../lib/runtime_data.ts";
+} from "../data/isolation.ts";
+import { ChannelContext } from "../data/channel.ts";
+import { binary } from "../data/runtime_data.ts";
 import { alive, canUnsharePid, existing, Owner } from "./support/owner.ts";
 
 const python = new URL("../.venv/bin/python", import.meta.url).pathname;

@@ -10,10 +10,10 @@
  */
 import { crc32 } from "node:zlib";
 import { assert, assertEquals } from "./support/assert.ts";
-import { ChannelContext, type Sample } from "../lib/channel.ts";
-import { isolationEnv } from "../lib/isolation.ts";
-import { MultiprocessExecutor } from "../lib/executor.ts";
-import { Pipeline } from "../lib/pipeline.ts";
+import { ChannelContext, type Sample } from "../data/channel.ts";
+import { isolationEnv } from "../data/isolation.ts";
+import { MultiprocessExecutor } from "../control/executor.ts";
+import { Pipeline } from "../pipeline/pipeline.ts";
 import {
   binary,
   type BinaryData,
@@ -22,8 +22,8 @@ import {
   type RuntimeData,
   video,
   type VideoData,
-} from "../lib/runtime_data.ts";
-import type { Session, SessionStats } from "../lib/session.ts";
+} from "../data/runtime_data.ts";
+import type { Session, SessionStats } from "../control/session.ts";
 import { fillPattern } from "./support/shm.ts";
 
 const root = new URL("..", import.meta.url).pathname;

@@ -4,9 +4,9 @@
  * (issue 7, defect 3). Real runner processes, nothing mocked.
  */
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
-import { MultiprocessExecutor } from "../lib/executor.ts";
-import { NodeModuleError, PipelineValidationError } from "../lib/errors.ts";
-import { Pipeline } from "../lib/pipeline.ts";
+import { MultiprocessExecutor } from "../control/executor.ts";
+import { NodeModuleError, PipelineValidationError } from "../errors.ts";
+import { Pipeline } from "../pipeline/pipeline.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const examples = `${root}examples/nodes`;

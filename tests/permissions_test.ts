@@ -9,7 +9,7 @@ import {
   type Isolation,
   leftovers,
   removeIsolation,
-} from "../lib/isolation.ts";
+} from "../data/isolation.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const program = `${root}tests/fixtures/permission_program.ts`;

@@ -1,5 +1,5 @@
 import { assertThrows } from "./support/assert.ts";
-// Tests of lib/pipeline.ts. The fixtures in tests/fixtures/pipelines/ are
+// Tests of pipeline/pipeline.ts. The fixtures in tests/fixtures/pipelines/ are
 // shared with python/tests/test_pipeline.py: ts_written.* are written by this
 // file (UPDATE_FIXTURES=1 rewrites them), py_written.* by the Python tests,
 // and validation/cases.json lists errors both languages must raise verbatim.
@@ -8,8 +8,8 @@ import {
   type NodeTypeInfo,
   Pipeline,
   type PipelineDefinition,
-} from "../lib/pipeline.ts";
-import { PipelineValidationError } from "../lib/errors.ts";
+} from "../pipeline/pipeline.ts";
+import { PipelineValidationError } from "../errors.ts";
 
 const FIXTURES = new URL("./fixtures/pipelines/", import.meta.url);
 const fixture = (name: string): URL => new URL(name, FIXTURES);

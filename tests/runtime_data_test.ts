@@ -1,6 +1,6 @@
 import { assertThrows } from "./support/assert.ts";
 import assert from "node:assert/strict";
-import { WireFormatError, type WireFormatReason } from "../lib/errors.ts";
+import { WireFormatError, type WireFormatReason } from "../errors.ts";
 import {
   audio,
   binary,

@@ -17,16 +17,16 @@ import {
   NodeProcessError,
   ProcessCrashError,
   ReceiveTimeoutError,
-} from "../lib/errors.ts";
-import { MAX_LOG_LINE_BYTES } from "../lib/process_manager.ts";
-import { Pipeline } from "../lib/pipeline.ts";
+} from "../errors.ts";
+import { MAX_LOG_LINE_BYTES } from "../control/node_process.ts";
+import { Pipeline } from "../pipeline/pipeline.ts";
 import {
   binary,
   type RuntimeData,
   text,
   type TextData,
-} from "../lib/runtime_data.ts";
-import type { LogEvent } from "../lib/session.ts";
+} from "../data/runtime_data.ts";
+import type { LogEvent } from "../control/session.ts";
 
 /** Runs `fn` with console.error collected instead of printed. */
 async function collectingStderr<T>(

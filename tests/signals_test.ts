@@ -8,7 +8,7 @@ import {
   type Isolation,
   leftovers,
   removeIsolation,
-} from "../lib/isolation.ts";
+} from "../data/isolation.ts";
 
 const program = new URL("./fixtures/signal_program.ts", import.meta.url)
   .pathname;

@@ -18,16 +18,17 @@ use iceoryx2::sample_mut_uninit::SampleMutUninit;
 use iceoryx2::service::ipc_threadsafe;
 use iceoryx2::service::port_factory::{event, publish_subscribe};
 
+use crate::contracts;
 use crate::error::{invalid, iox, Error, Result, RMP_ERR_TOO_LARGE, RMP_OK, RMP_WOULD_BLOCK};
 use crate::waker::Waker;
 
 pub type Svc = ipc_threadsafe::Service;
 
 /// Event ids of the protocol.
-pub const DATA: EventId = EventId::new(1);
-pub const CREDIT_REQUEST: EventId = EventId::new(2);
-pub const FREED: EventId = EventId::new(1);
-pub const INTERNAL_WAKE: EventId = EventId::new(3);
+pub const DATA: EventId = EventId::new(contracts::EVENT_DATA);
+pub const CREDIT_REQUEST: EventId = EventId::new(contracts::EVENT_CREDIT_REQUEST);
+pub const FREED: EventId = EventId::new(contracts::EVENT_FREED);
+pub const INTERNAL_WAKE: EventId = EventId::new(contracts::EVENT_INTERNAL_WAKE);
 
 /// How long a watcher thread sleeps at most before it re-checks its stop flag (a safety
 /// net only: destroy wakes it with INTERNAL_WAKE).
@@ -120,7 +121,7 @@ impl RmpChannel {
             .subscriber_max_borrowed_samples(capacity)
             .history_size(0)
             .max_subscribers(max_subscribers)
-            .max_publishers(2)
+            .max_publishers(contracts::CHANNEL_MAX_PUBLISHERS)
             .open_or_create()
             .map_err(|e| iox(&format!("publish-subscribe service {name:?}"), e))?;
         let data = node

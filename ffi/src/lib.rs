@@ -8,6 +8,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 pub mod channel;
+pub mod contracts;
 pub mod error;
 pub mod waker;
 
@@ -21,8 +22,8 @@ pub struct RmpWaker {
     inner: Arc<waker::Waker>,
 }
 
-/// ABI version of rmp.h.
-pub const RMP_ABI_VERSION: u32 = 1;
+/// ABI version of rmp.h (protocol/contracts.toml).
+pub const RMP_ABI_VERSION: u32 = contracts::ABI_VERSION;
 
 fn out<T>(ptr: *mut T, what: &str) -> error::Result<()> {
     if ptr.is_null() {

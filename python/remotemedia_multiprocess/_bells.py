@@ -29,7 +29,7 @@ _SEND_FLAGS = socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL
 
 def bell_directory_name(channel: str) -> str:
     """The bell directory of ``channel``: UTF-8 bytes outside ``[A-Za-z0-9_-]``
-    become ``%XX`` (the same as ``bellDirectoryName`` in lib/bells.ts).
+    become ``%XX`` (the same as ``bellDirectoryName`` in data/bells.ts).
 
     Example:
         >>> bell_directory_name("asr.out")

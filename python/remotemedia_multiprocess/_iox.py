@@ -24,6 +24,14 @@ from typing import Any
 
 import iceoryx2 as iox2
 
+from ._contracts import (
+    ISOLATION_BASE_DIR,
+    ISOLATION_ENV_PREFIX,
+    ISOLATION_ENV_ROOT,
+    ISOLATION_LOCK_SUFFIX,
+    ISOLATION_PREFIX_PATTERN,
+    ISOLATION_SHM_DIR,
+)
 from .errors import ChannelError
 
 __all__ = [
@@ -40,15 +48,15 @@ __all__ = [
     "sweep_stale",
 ]
 
-ENV_PREFIX = "RMP_IOX2_PREFIX"
+ENV_PREFIX = ISOLATION_ENV_PREFIX
 """Environment variable holding the iceoryx2 ``global.prefix``."""
-ENV_ROOT = "RMP_IOX2_ROOT"
+ENV_ROOT = ISOLATION_ENV_ROOT
 """Environment variable holding the iceoryx2 ``global.root_path``."""
 
-SHM_DIR = Path("/dev/shm")
-ROOT_BASE = Path("/tmp/rmp")
-PREFIX_PATTERN = re.compile(r"^rmp(\d+)x[0-9a-f]{8}_")
-"""An isolation prefix at the start of a name (the same as lib/isolation.ts)."""
+SHM_DIR = Path(ISOLATION_SHM_DIR)
+ROOT_BASE = Path(ISOLATION_BASE_DIR)
+PREFIX_PATTERN = re.compile(ISOLATION_PREFIX_PATTERN)
+"""An isolation prefix at the start of a name (the same as data/isolation.ts)."""
 UNLOCKED_GRACE_SECS = 60.0
 """Files of an isolation without a lock file (made by a version before lock
 files) are swept only when older than this and the PID in their name is gone,
@@ -65,7 +73,7 @@ def lock_path(root: str) -> str:
         >>> lock_path("/tmp/rmp/rmp1x0badf00d_/")
         '/tmp/rmp/rmp1x0badf00d_.lock'
     """
-    return root.rstrip("/") + ".lock"
+    return root.rstrip("/") + ISOLATION_LOCK_SUFFIX
 
 
 class IsolationLock:
@@ -347,7 +355,7 @@ def remove_env_files(env: IoxEnv) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
-    # /proc as lib/isolation.ts reads it, so both sweepers agree.
+    # /proc as data/isolation.ts reads it, so both sweepers agree.
     return os.path.exists(f"/proc/{pid}")
 
 
@@ -395,13 +403,15 @@ def sweep_stale(prefixes: Iterable[str] | None = None) -> int:
         prefix = prefix_of(entry.name)
         if prefix is None:
             continue
-        if entry.name == f"{prefix}.lock" and entry.is_file(follow_symlinks=False):
+        if entry.name == f"{prefix}{ISOLATION_LOCK_SUFFIX}" and entry.is_file(
+            follow_symlinks=False
+        ):
             locked.add(prefix)
         elif entry.name == prefix and entry.is_dir(follow_symlinks=False):
             roots.add(prefix)
     claimed: dict[str, int] = {}
     for prefix in locked:
-        fd = _open_locked(str(ROOT_BASE / f"{prefix}.lock"), fcntl.LOCK_EX)
+        fd = _open_locked(str(ROOT_BASE / f"{prefix}{ISOLATION_LOCK_SUFFIX}"), fcntl.LOCK_EX)
         if fd is not None:
             claimed[prefix] = fd
     # Listed after claiming, so shared memory made before the owner died is

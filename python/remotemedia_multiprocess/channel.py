@@ -39,6 +39,16 @@ import numpy as np
 import numpy.typing as npt
 
 from ._bells import BellRinger
+from ._contracts import (
+    CHANNEL_DEFAULT_CAPACITY,
+    CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES,
+    CHANNEL_DEFAULT_MAX_SUBSCRIBERS,
+    CHANNEL_EVENTS,
+    CHANNEL_INITIAL_MAX_SLICE_LEN,
+    CHANNEL_MAX_OPEN_LOANS,
+    CHANNEL_MAX_PUBLISHERS,
+    CHANNEL_PAYLOAD_ALIGNMENT,
+)
 from ._iox import IoxEnv
 from .errors import BackpressureTimeoutError, ChannelError, WireFormatError
 from .runtime_data import HEADER_LEN, RuntimeData
@@ -67,26 +77,26 @@ __all__ = [
 
 # -- protocol constants (docs/channel-protocol.md) ---------------------------
 
-DATA = 1
+DATA = CHANNEL_EVENTS["data"]
 """``N/data`` event: a sample was sent."""
-CREDIT_REQUEST = 2
+CREDIT_REQUEST = CHANNEL_EVENTS["credit_request"]
 """``N/data`` event: a publisher is out of chunks."""
-INTERNAL_WAKE = 3
+INTERNAL_WAKE = CHANNEL_EVENTS["internal_wake"]
 """Event used only to wake a thread of the same process."""
-FREED = 1
+FREED = CHANNEL_EVENTS["freed"]
 """``N/freed`` event: a sample was released after a CREDIT_REQUEST."""
 
-DEFAULT_CAPACITY = 8
+DEFAULT_CAPACITY = CHANNEL_DEFAULT_CAPACITY
 """Subscriber buffer, borrowed samples and publisher chunks per channel."""
-DEFAULT_MAX_SUBSCRIBERS = 8
-MAX_PUBLISHERS = 2
+DEFAULT_MAX_SUBSCRIBERS = CHANNEL_DEFAULT_MAX_SUBSCRIBERS
+MAX_PUBLISHERS = CHANNEL_MAX_PUBLISHERS
 """One real publisher plus one for tests that inject raw samples."""
-PAYLOAD_ALIGNMENT = 1
+PAYLOAD_ALIGNMENT = CHANNEL_PAYLOAD_ALIGNMENT
 """Service ``payload_alignment``. A service setting: every side must agree."""
-DEFAULT_INITIAL_MAX_SLICE_LEN = 4096
-DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024 + HEADER_LEN
+DEFAULT_INITIAL_MAX_SLICE_LEN = CHANNEL_INITIAL_MAX_SLICE_LEN
+DEFAULT_MAX_PAYLOAD = CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES
 """Largest sample a publisher loans (a 64 MiB payload plus the header)."""
-MAX_LOANED_SAMPLES = 2
+MAX_LOANED_SAMPLES = CHANNEL_MAX_OPEN_LOANS
 
 # A waiting publisher repeats its CREDIT_REQUEST (and re-checks for chunks) at
 # most this often: it bounds the cost of a subscriber that never drains its

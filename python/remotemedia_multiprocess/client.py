@@ -1,6 +1,6 @@
 """Run a pipeline from Python through the Deno executor.
 
-:class:`Session` starts ``deno run -A scripts/session_server.ts`` as a child
+:class:`Session` starts ``deno run -A control/session_server.ts`` as a child
 process and drives it with JSON lines (control plane: create, progress,
 ready, close). Data does not go through Deno's pipes: the client publishes to
 the pipeline's input channels and subscribes to its output channels directly
@@ -53,7 +53,7 @@ __all__ = ["NodeProcessError", "ProgressEvent", "Session", "SessionError", "find
 
 _INTERNAL_WAKE = iox2.EventId.new(INTERNAL_WAKE)
 _P = TypeVar("_P", Publisher, Subscriber)
-_SERVER = Path(__file__).resolve().parents[2] / "scripts" / "session_server.ts"
+_SERVER = Path(__file__).resolve().parents[2] / "control" / "session_server.ts"
 _CLOSE_TIMEOUT = 30.0
 _MAX_ERRORS = 1000
 """How many node errors :attr:`Session.errors` keeps (the latest): a node that

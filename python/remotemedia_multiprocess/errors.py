@@ -1,4 +1,4 @@
-"""The error hierarchy of the Python side, mirroring ``lib/errors.ts``.
+"""The error hierarchy of the Python side, mirroring ``errors.ts``.
 
 Every error raised for a runtime condition is a :class:`MultiprocessError`;
 plain argument mistakes (a negative size, a wrong type) are built-in errors such

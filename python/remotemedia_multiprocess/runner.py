@@ -46,6 +46,7 @@ from typing import Any
 
 import iceoryx2 as iox2
 
+from ._contracts import CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES
 from ._control import ControlConnection, Message
 from ._iox import IoxEnv, hold_isolation
 from .channel import Channel, Publisher, Subscriber
@@ -88,7 +89,7 @@ class NodeSpec:
     inputs: dict[str, list[str]]
     outputs: dict[str, str]
     channel_capacity: int = 8
-    max_payload_bytes: int = 64 * 1024 * 1024 + 128
+    max_payload_bytes: int = CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES
     publish_timeout_secs: float = 10.0
     max_subscribers: int = 1
     """The subscriber count the runner asks for when it opens a channel. The
@@ -126,7 +127,9 @@ class NodeSpec:
                 inputs=inputs,
                 outputs=outputs,
                 channel_capacity=int(obj.get("channel_capacity", 8)),
-                max_payload_bytes=int(obj.get("max_payload_bytes", 64 * 1024 * 1024 + 128)),
+                max_payload_bytes=int(
+                    obj.get("max_payload_bytes", CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES)
+                ),
                 publish_timeout_secs=float(obj.get("publish_timeout_secs", 10)),
                 max_subscribers=int(obj.get("max_subscribers", 1)),
             )

@@ -1,7 +1,7 @@
 """RuntimeData and its wire codec (docs/wire-format.md, version 1).
 
 A message is a 128-byte little-endian header followed by the payload bytes.
-This codec is byte-for-byte identical to ``lib/runtime_data.ts``; both are
+This codec is byte-for-byte identical to ``data/runtime_data.ts``; both are
 pinned by the shared vectors in ``tests/vectors``.
 
 Decoding never copies the payload: audio, video and tensor payloads are numpy
@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
+from ._contracts import WIRE_HEADER_LEN, WIRE_MAGIC, WIRE_MAX_NDIM
+from ._contracts import WIRE_VERSION as _WIRE_VERSION
 from .errors import WireFormatError, WireFormatReason
 
 if TYPE_CHECKING:
@@ -44,17 +46,17 @@ __all__ = [
 Kind = Literal["audio", "video", "text", "tensor", "json", "binary"]
 """The six payload kinds."""
 
-MAGIC = 0x54444D52
+MAGIC = WIRE_MAGIC
 """``b"RMDT"`` read as a little-endian u32."""
-WIRE_VERSION = 1
+WIRE_VERSION = _WIRE_VERSION
 """The wire format version this codec reads and writes."""
-HEADER_LEN = 128
+HEADER_LEN = WIRE_HEADER_LEN
 """Length of the header, and offset of the payload."""
 
 _U64_MAX = (1 << 64) - 1
 _U32_MAX = (1 << 32) - 1
 _SAFE_INT_MAX = (1 << 53) - 1  # shape entries stay exact in the TS codec too
-_MAX_NDIM = 8
+_MAX_NDIM = WIRE_MAX_NDIM
 _LANGUAGE_OFFSET = 56
 _LANGUAGE_MAX = 16
 

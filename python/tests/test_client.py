@@ -1,5 +1,5 @@
 """End to end: a Python Session runs a pipeline through the Deno executor
-(scripts/session_server.ts) and moves data over shared memory."""
+(control/session_server.ts) and moves data over shared memory."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -158,7 +157,7 @@ def deno_sweep(prefixes: list[str]) -> int:
             DENO,
             "eval",
             (
-                "import { sweepStaleIsolations } from './lib/isolation.ts';"
+                "import { sweepStaleIsolations } from './data/isolation.ts';"
                 "console.log(sweepStaleIsolations({ prefixes: Deno.args }));"
             ),
             *prefixes,
@@ -199,11 +198,10 @@ def stop(proc: subprocess.Popen[str]) -> None:
     proc.stdout.close()
 
 
-def test_prefix_pattern_is_the_one_of_lib_isolation_ts() -> None:
-    source = (REPO / "lib" / "isolation.ts").read_text()
-    m = re.search(r"const PREFIX_PATTERN = /(.*)/;", source)
-    assert m is not None
-    assert m.group(1) == PREFIX_PATTERN.pattern.replace("(\\d+)", "\\d+")
+def test_prefix_pattern_is_the_contract() -> None:
+    from remotemedia_multiprocess._contracts import ISOLATION_PREFIX_PATTERN
+
+    assert PREFIX_PATTERN.pattern == ISOLATION_PREFIX_PATTERN
     assert PREFIX_PATTERN.match("rmp12x0badf00d_seg")
     for name in ("rmp12xnothex00_seg", "rmp12x0badf00d", "rmpx0badf00d_", "rmp12x0BADF00D_"):
         assert not PREFIX_PATTERN.match(name), name

@@ -16,11 +16,11 @@
  *
  * @module
  */
-import { ChannelContext } from "../../lib/channel.ts";
-import { MultiprocessExecutor } from "../../lib/executor.ts";
-import { type Isolation, sweepStaleIsolations } from "../../lib/isolation.ts";
-import { Pipeline } from "../../lib/pipeline.ts";
-import { binary } from "../../lib/runtime_data.ts";
+import { ChannelContext } from "../../data/channel.ts";
+import { MultiprocessExecutor } from "../../control/executor.ts";
+import { type Isolation, sweepStaleIsolations } from "../../data/isolation.ts";
+import { Pipeline } from "../../pipeline/pipeline.ts";
+import { binary } from "../../data/runtime_data.ts";
 
 const repo = new URL("../..", import.meta.url).pathname;
 const mode = Deno.args[0] ?? "context";

@@ -1,9 +1,9 @@
 /** Test helpers for sessions of real node processes. */
 import { assert } from "./assert.ts";
-import { MultiprocessExecutor } from "../../lib/executor.ts";
-import { Pipeline } from "../../lib/pipeline.ts";
-import type { Sample } from "../../lib/channel.ts";
-import type { RuntimeData } from "../../lib/runtime_data.ts";
+import { MultiprocessExecutor } from "../../control/executor.ts";
+import { Pipeline } from "../../pipeline/pipeline.ts";
+import type { Sample } from "../../data/channel.ts";
+import type { RuntimeData } from "../../data/runtime_data.ts";
 
 /** The checkout's root folder, with a trailing slash. */
 export const root: string = new URL("../../", import.meta.url).pathname;

@@ -12,7 +12,7 @@
 import {
   sweepStaleIsolations,
   UNLOCKED_GRACE_MS,
-} from "../../lib/isolation.ts";
+} from "../../data/isolation.ts";
 
 const python = new URL("../../.venv/bin/python", import.meta.url).pathname;
 const sweeper = Deno.args[0];

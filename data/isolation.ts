@@ -10,7 +10,15 @@
  *
  * @module
  */
-import { ChannelError } from "./errors.ts";
+import {
+  ISOLATION_BASE_DIR,
+  ISOLATION_ENV_PREFIX,
+  ISOLATION_ENV_ROOT,
+  ISOLATION_LOCK_SUFFIX,
+  ISOLATION_PREFIX_PATTERN,
+  ISOLATION_SHM_DIR,
+} from "../protocol/contracts.ts";
+import { ChannelError } from "../errors.ts";
 
 /** The iceoryx2 prefix and root path of one session. */
 export interface Isolation {
@@ -27,10 +35,9 @@ export interface LockedIsolation extends Isolation {
 }
 
 /** The folder that holds every session's root path and lock file. */
-export const ISOLATION_BASE = "/tmp/rmp";
-const SHM_DIR = "/dev/shm";
-/** Same pattern as Python's `_iox.PREFIX_PATTERN`. */
-const PREFIX_PATTERN = /^rmp\d+x[0-9a-f]{8}_/;
+export const ISOLATION_BASE: string = ISOLATION_BASE_DIR;
+const SHM_DIR = ISOLATION_SHM_DIR;
+const PREFIX_PATTERN = new RegExp(ISOLATION_PREFIX_PATTERN);
 /**
  * Files of an isolation without a lock file (made by a version before lock
  * files) are swept only when they are older than this and the PID in their
@@ -104,7 +111,7 @@ export class IsolationLock {
  * ```
  */
 export function isolationLockPath(isolation: Isolation): string {
-  return `${isolation.root.replace(/\/+$/, "")}.lock`;
+  return `${isolation.root.replace(/\/+$/, "")}${ISOLATION_LOCK_SUFFIX}`;
 }
 
 function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
@@ -430,13 +437,14 @@ export function sweepStaleIsolations(options: SweepOptions = {}): number {
     for (const entry of Deno.readDirSync(ISOLATION_BASE)) {
       const prefix = PREFIX_PATTERN.exec(entry.name)?.[0];
       if (!prefix || (only && !only.has(prefix))) continue;
-      if (entry.isFile && entry.name === `${prefix}.lock`) locked.add(prefix);
-      else if (entry.isDirectory && entry.name === prefix) roots.add(prefix);
+      if (entry.isFile && entry.name === `${prefix}${ISOLATION_LOCK_SUFFIX}`) {
+        locked.add(prefix);
+      } else if (entry.isDirectory && entry.name === prefix) roots.add(prefix);
     }
   } catch { /* no base folder */ }
   const claimed = new Map<string, Deno.FsFile>();
   for (const prefix of locked) {
-    const file = claim(`${ISOLATION_BASE}/${prefix}.lock`);
+    const file = claim(`${ISOLATION_BASE}/${prefix}${ISOLATION_LOCK_SUFFIX}`);
     if (file) claimed.set(prefix, file);
   }
   // Listed after claiming, so shared memory made before the owner died is
@@ -485,7 +493,7 @@ export function sweepStaleIsolations(options: SweepOptions = {}): number {
  */
 export function isolationEnv(isolation: Isolation): Record<string, string> {
   return {
-    RMP_IOX2_PREFIX: isolation.prefix,
-    RMP_IOX2_ROOT: isolation.root,
+    [ISOLATION_ENV_PREFIX]: isolation.prefix,
+    [ISOLATION_ENV_ROOT]: isolation.root,
   };
 }

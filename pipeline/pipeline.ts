@@ -23,7 +23,7 @@
  */
 
 import { parse as parseToml, TomlError } from "smol-toml";
-import { missingPermission, PipelineValidationError } from "./errors.ts";
+import { missingPermission, PipelineValidationError } from "../errors.ts";
 
 /** A value allowed in a node's `config`: what both JSON and TOML can hold. */
 export type ConfigValue =

@@ -10,7 +10,11 @@
  * @module
  */
 import { BellRegistry } from "./bells.ts";
-import { BackpressureTimeoutError, ChannelError } from "./errors.ts";
+import {
+  CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES,
+  WIRE_OFFSETS,
+} from "../protocol/contracts.ts";
+import { BackpressureTimeoutError, ChannelError } from "../errors.ts";
 import {
   holdIsolation,
   type Isolation,
@@ -565,7 +569,8 @@ export class Channel implements Disposable {
    */
   publisher(options: PublisherOptions = {}): Publisher {
     this.#assertOpen();
-    const maxPayloadBytes = options.maxPayloadBytes ?? 64 * 1024 * 1024 + 128;
+    const maxPayloadBytes = options.maxPayloadBytes ??
+      CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES;
     const initialChunkBytes = options.initialChunkBytes ?? 4096;
     const publishTimeoutMs = options.publishTimeoutMs ?? 5000;
     for (
@@ -618,7 +623,7 @@ export class Channel implements Disposable {
     this.#assertOpen();
     const ctx = this.#context;
     // Linked before the port exists: a publisher looks for bells when its
-    // subscriber count changes (lib/bells.ts).
+    // subscriber count changes (data/bells.ts).
     ctx.addBell(this.name);
     try {
       checkCode(
@@ -1020,10 +1025,14 @@ export class Publisher implements Disposable {
     const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
     // Stamp what the producer left unset: sequence and send time.
     if (data.sequence === undefined || data.sequence === 0n) {
-      view.setBigUint64(24, ++this.#sequence, true);
+      view.setBigUint64(WIRE_OFFSETS.sequence, ++this.#sequence, true);
     }
     if (data.timestampNs === undefined || data.timestampNs === 0n) {
-      view.setBigUint64(48, this.#ctx.lib.rmp_monotonic_ns(), true);
+      view.setBigUint64(
+        WIRE_OFFSETS.timestamp_ns,
+        this.#ctx.lib.rmp_monotonic_ns(),
+        true,
+      );
     }
   }
 

@@ -16,7 +16,8 @@
 import { parse as parseToml, TomlError } from "smol-toml";
 import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConfigError, missingPermission } from "./errors.ts";
+import { ConfigError, missingPermission } from "../errors.ts";
+import { CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES } from "../protocol/contracts.ts";
 
 /** The Python side of the configuration (`[multiprocess.python]`). */
 export interface PythonConfig {
@@ -141,7 +142,8 @@ export interface ResolveConfigOptions {
 }
 
 /** The default largest sample: 64 MiB of payload plus the 128-byte header. */
-export const DEFAULT_MAX_PAYLOAD_BYTES: number = 64 * 1024 * 1024 + 128;
+export const DEFAULT_MAX_PAYLOAD_BYTES: number =
+  CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES;
 const MAX_SECS = 86400;
 const ONE_GIB = 1024 * 1024 * 1024;
 

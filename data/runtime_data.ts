@@ -9,7 +9,7 @@
  * - {@linkcode decode} returns typed-array views over the input bytes (for
  *   example over a shared-memory sample); nothing is copied unless the payload
  *   offset is not aligned to the element size, which never happens for real
- *   samples (their payload is 64-byte aligned).
+ *   samples (their payload is 8-byte aligned).
  * - {@linkcode encodeInto} writes the header and copies the payload with one
  *   `Uint8Array.set()` into a caller buffer (for example a loan).
  * - {@linkcode writeHeader} and {@linkcode payloadView} let a producer write
@@ -32,8 +32,16 @@
  *
  * @module
  */
+import {
+  WIRE_HEADER_LEN,
+  WIRE_LANGUAGE_MAX,
+  WIRE_MAGIC,
+  WIRE_MAX_NDIM,
+  WIRE_OFFSETS,
+  WIRE_VERSION as CONTRACT_WIRE_VERSION,
+} from "../protocol/contracts.ts";
 
-import { WireFormatError } from "./errors.ts";
+import { WireFormatError } from "../errors.ts";
 
 /**
  * Size of the header in bytes, and the offset of the payload.
@@ -44,7 +52,7 @@ import { WireFormatError } from "./errors.ts";
  * console.log(HEADER_LENGTH); // 128
  * ```
  */
-export const HEADER_LENGTH = 128;
+export const HEADER_LENGTH: number = WIRE_HEADER_LEN;
 
 /**
  * The wire format version this codec reads and writes.
@@ -55,13 +63,13 @@ export const HEADER_LENGTH = 128;
  * console.log(WIRE_VERSION); // 1
  * ```
  */
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION: number = CONTRACT_WIRE_VERSION;
 
-const MAGIC = 0x54444d52; // "RMDT" read as a little-endian u32
+const MAGIC = WIRE_MAGIC; // "RMDT" read as a little-endian u32
 const U64_MAX = 0xffff_ffff_ffff_ffffn;
-const MAX_NDIM = 8;
-const LANGUAGE_OFFSET = 56;
-const LANGUAGE_MAX = 16;
+const MAX_NDIM = WIRE_MAX_NDIM;
+const LANGUAGE_OFFSET = WIRE_OFFSETS.text_language;
+const LANGUAGE_MAX = WIRE_LANGUAGE_MAX;
 
 /** Sample format of {@linkcode AudioData}: 32-bit float or 16-bit signed integer. */
 export type AudioFormat = "f32" | "i16";

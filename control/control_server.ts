@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { missingPermission } from "./errors.ts";
+import { missingPermission } from "../errors.ts";
 
 /** A message from a runner (see docs/runner-protocol.md). */
 export type RunnerMessage =

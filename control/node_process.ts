@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { missingPermission, ProcessSpawnError } from "./errors.ts";
+import { missingPermission, ProcessSpawnError } from "../errors.ts";
 
 /** Options of {@linkcode spawnNodeProcess}. */
 export interface NodeProcessOptions {
@@ -108,7 +108,7 @@ async function pumpLines(
  *
  * @example
  * ```ts ignore
- * import { spawnNodeProcess } from "@remotemedia/multiprocess/process-manager";
+ * import { spawnNodeProcess } from "@remotemedia/multiprocess/node-process";
  * const p = spawnNodeProcess({ nodeId: "n", executable: "python3", args: ["-c", "print(1)"] });
  * console.log(await p.exited); // { code: 0, signal: null }
  * ```
@@ -201,7 +201,7 @@ export class NodeProcess {
  *
  * @example
  * ```ts ignore
- * import { spawnNodeProcess } from "@remotemedia/multiprocess/process-manager";
+ * import { spawnNodeProcess } from "@remotemedia/multiprocess/node-process";
  * const p = spawnNodeProcess({ nodeId: "n", executable: "python3", args: ["-V"] });
  * await p.exited;
  * ```
@@ -240,7 +240,7 @@ export function spawnNodeProcess(options: NodeProcessOptions): NodeProcess {
  *
  * @example
  * ```ts
- * import { residentBytes } from "@remotemedia/multiprocess/process-manager";
+ * import { residentBytes } from "@remotemedia/multiprocess/node-process";
  * console.log((residentBytes(Deno.pid) ?? 0) > 0); // true
  * ```
  */

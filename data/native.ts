@@ -5,9 +5,10 @@
  *
  * @module
  */
-import { symbols } from "../ffi/symbols.ts";
-import { missingPermission, NativeLibraryError } from "./errors.ts";
-import { readEnv } from "./config.ts";
+import { ABI_VERSION } from "../protocol/contracts.ts";
+import { symbols } from "./symbols.ts";
+import { missingPermission, NativeLibraryError } from "../errors.ts";
+import { readEnv } from "../control/config.ts";
 
 /** The loaded library's symbols. */
 export type NativeSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -88,11 +89,11 @@ export function nativeLibrary(): NativeSymbols {
     );
   }
   const abi = library.symbols.rmp_abi_version();
-  if (abi !== 1) {
+  if (abi !== ABI_VERSION) {
     library.close();
     library = undefined;
     throw new NativeLibraryError(
-      `the native library at ${path} has ABI ${abi}, expected 1: rebuild it with \`${BUILD_COMMAND}\``,
+      `the native library at ${path} has ABI ${abi}, expected ${ABI_VERSION}: rebuild it with \`${BUILD_COMMAND}\``,
     );
   }
   return library.symbols;

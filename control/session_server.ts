@@ -19,7 +19,7 @@
  *
  * @example
  * ```sh
- * echo '{"type":"close"}' | deno run -A scripts/session_server.ts
+ * echo '{"type":"close"}' | deno run -A control/session_server.ts
  * ```
  *
  * @module

@@ -21,9 +21,9 @@ import {
   PipelineValidationError,
   ProcessSpawnError,
   ResourceLimitError,
-} from "./errors.ts";
-import { removeIsolation } from "./isolation.ts";
-import type { NodeTypeInfo, Pipeline } from "./pipeline.ts";
+} from "../errors.ts";
+import { removeIsolation } from "../data/isolation.ts";
+import type { NodeTypeInfo, Pipeline } from "../pipeline/pipeline.ts";
 import { Session, type SessionOptions } from "./session.ts";
 
 /** Options of {@linkcode MultiprocessExecutor.listNodeTypes}. */

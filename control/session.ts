@@ -10,7 +10,7 @@ import {
   type Publisher,
   type Sample,
   type Subscriber,
-} from "./channel.ts";
+} from "../data/channel.ts";
 import { readEnv, type RuntimeConfig } from "./config.ts";
 import { ControlServer, type RunnerMessage } from "./control_server.ts";
 import {
@@ -20,16 +20,16 @@ import {
   ProcessCrashError,
   ReceiveTimeoutError,
   SessionClosedError,
-} from "./errors.ts";
-import { type Isolation, isolationEnv } from "./isolation.ts";
-import type { Pipeline } from "./pipeline.ts";
+} from "../errors.ts";
+import { type Isolation, isolationEnv } from "../data/isolation.ts";
+import type { Pipeline } from "../pipeline/pipeline.ts";
 import {
   type NodeExit,
   type NodeProcess,
   residentBytes,
   spawnNodeProcess,
-} from "./process_manager.ts";
-import type { RuntimeData } from "./runtime_data.ts";
+} from "./node_process.ts";
+import type { RuntimeData } from "../data/runtime_data.ts";
 
 /** The state of one node. */
 export type NodeState =
