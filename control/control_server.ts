@@ -7,23 +7,9 @@
  */
 import { missingPermission } from "../errors.ts";
 
-/** A message from a runner (see docs/runner-protocol.md). */
-export type RunnerMessage =
-  | { type: "hello"; node_id: string; pid: number }
-  | { type: "progress"; fraction: number | null; message: string }
-  | { type: "ready" }
-  | { type: "init_error"; error: string; traceback: string }
-  | { type: "process_error"; error: string; traceback: string }
-  | { type: "status"; state: "processing" | "ready" }
-  | {
-    type: "stats";
-    id: number;
-    received: number;
-    sent: number;
-    bytes_in: number;
-    bytes_out: number;
-  }
-  | { type: "bye" };
+import type { ExecutorMessage, RunnerMessage } from "../protocol/contracts.ts";
+
+export type { ExecutorMessage, RunnerMessage };
 
 /** Callbacks of a {@linkcode ControlServer}. */
 export interface ControlServerHandlers {
@@ -184,7 +170,7 @@ export class ControlServer {
    */
   async send(
     nodeId: string,
-    message: Record<string, unknown>,
+    message: ExecutorMessage,
   ): Promise<boolean> {
     const conn = this.#conns.get(nodeId);
     if (!conn) return false;

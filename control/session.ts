@@ -12,6 +12,11 @@ import {
   type Subscriber,
 } from "../data/channel.ts";
 import { readEnv, type RuntimeConfig } from "./config.ts";
+import {
+  CHANNEL_DEFAULT_MAX_SUBSCRIBERS,
+  RUNNER_SPEC_VERSION,
+  type RunnerSpec,
+} from "../protocol/contracts.ts";
 import { ControlServer, type RunnerMessage } from "./control_server.ts";
 import {
   ChannelError,
@@ -414,7 +419,7 @@ export class Session extends EventTarget implements AsyncDisposable {
 
   #openChannels(): void {
     const capacity = this.#config.channelCapacity;
-    const maxSubscribers = 8;
+    const maxSubscribers = CHANNEL_DEFAULT_MAX_SUBSCRIBERS;
     for (const input of this.#pipeline.inputChannels()) {
       const channel = this.#context.channel(input.name, {
         capacity,
@@ -452,8 +457,8 @@ export class Session extends EventTarget implements AsyncDisposable {
     for (const node of this.#nodes.values()) {
       const def = this.#pipeline.toJSON().nodes.find((n) => n.id === node.id)!;
       const ports = this.#pipeline.nodePorts(node.id);
-      const spec = {
-        version: 1,
+      const spec: RunnerSpec = {
+        version: RUNNER_SPEC_VERSION,
         node_id: node.id,
         node_type: node.type,
         config: def.config ?? {},
@@ -466,6 +471,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         inputs: ports.inputs,
         outputs: ports.outputs,
         channel_capacity: this.#config.channelCapacity,
+        max_subscribers: CHANNEL_DEFAULT_MAX_SUBSCRIBERS,
         max_payload_bytes: this.#config.maxPayloadBytes,
         publish_timeout_secs: this.#publishTimeoutMs() / 1000,
       };
