@@ -223,7 +223,10 @@ const INIT_STOP_GRACE_MS = 500;
  * A running pipeline. Made by `MultiprocessExecutor.createSession`, which
  * spawns every node process at once; `initialize()` resolves when every node
  * has finished its own `initialize()`. Dispatches `progress`, `status`,
- * `error` (a node's `process()` raised), `log` and `closed` events.
+ * `error` (a node's `process()` raised; printed when nobody listens), `log`,
+ * `failed` (the session failed: `detail` is the error, e.g. a
+ * `ProcessCrashError`; every process is then being stopped) and `closed`
+ * (`detail` is the failure, if any) events.
  *
  * @example
  * ```ts ignore
