@@ -12,11 +12,9 @@ import {
   type Subscriber,
 } from "../data/channel.ts";
 import { readEnv, type RuntimeConfig } from "./config.ts";
-import {
-  CHANNEL_DEFAULT_MAX_SUBSCRIBERS,
-  RUNNER_SPEC_VERSION,
-  type RunnerSpec,
-} from "../protocol/contracts.ts";
+import { channelStats, type NodeCounters } from "./_session_stats.ts";
+import { CHANNEL_DEFAULT_MAX_SUBSCRIBERS } from "../protocol/contracts.ts";
+import { writeRunnerSpecs } from "./_runner_spec.ts";
 import { ControlServer, type RunnerMessage } from "./control_server.ts";
 import {
   ChannelError,
@@ -186,7 +184,7 @@ interface NodeEntry {
   /** The last lines of its stderr, for a crash report. */
   stderrTail: string[];
   statsWaiters: Map<number, (m: RunnerMessage & { type: "stats" }) => void>;
-  lastStats?: { received: number; sent: number; bytesOut: number };
+  lastStats?: NodeCounters;
 }
 
 /** Options of {@linkcode Session.receive}. */
@@ -455,34 +453,15 @@ export class Session extends EventTarget implements AsyncDisposable {
   }
 
   #writeSpecs(): Map<string, string> {
-    const specs = new Map<string, string>();
-    const iso = this.#context.isolation;
-    for (const node of this.#nodes.values()) {
-      const def = this.#pipeline.toJSON().nodes.find((n) => n.id === node.id)!;
-      const ports = this.#pipeline.nodePorts(node.id);
-      const spec: RunnerSpec = {
-        version: RUNNER_SPEC_VERSION,
-        node_id: node.id,
-        node_type: node.type,
-        config: def.config ?? {},
-        module_paths: this.#options.modulePaths ?? [],
-        modules: this.#options.modules ?? [],
-        session_id: this.id,
-        iox_prefix: iso.prefix,
-        iox_root: iso.root,
-        control_socket: this.#control.path,
-        inputs: ports.inputs,
-        outputs: ports.outputs,
-        channel_capacity: this.#config.channelCapacity,
-        max_subscribers: CHANNEL_DEFAULT_MAX_SUBSCRIBERS,
-        max_payload_bytes: this.#config.maxPayloadBytes,
-        publish_timeout_secs: this.#publishTimeoutMs() / 1000,
-      };
-      const path = `${iso.root}spec-${node.id}.json`;
-      Deno.writeTextFileSync(path, JSON.stringify(spec));
-      specs.set(node.id, path);
-    }
-    return specs;
+    return writeRunnerSpecs({
+      sessionId: this.id,
+      pipeline: this.#pipeline,
+      config: this.#config,
+      isolation: this.#context.isolation,
+      controlSocket: this.#control.path,
+      modules: this.#options.modules ?? [],
+      modulePaths: this.#options.modulePaths ?? [],
+    });
   }
 
   #log(
@@ -937,38 +916,11 @@ export class Session extends EventTarget implements AsyncDisposable {
         });
       })
     ));
-    const channels: ChannelStats[] = [];
-    for (const input of this.#pipeline.inputChannels()) {
-      const s = this.#inputs.get(input.input)?.stats;
-      const readers = input.readers.map((r) =>
-        this.#nodes.get(r.node)?.lastStats?.received ?? 0
-      );
-      channels.push({
-        name: input.name,
-        messages: s?.messages ?? 0,
-        bytes: s?.bytes ?? 0,
-        occupancy: Math.max(
-          0,
-          (s?.messages ?? 0) - Math.min(...readers, s?.messages ?? 0),
-        ),
-      });
-    }
-    for (const ch of this.#pipeline.channels()) {
-      const source = this.#nodes.get(ch.source.node)?.lastStats;
-      const taken = [
-        ...ch.readers.map((r) =>
-          this.#nodes.get(r.node)?.lastStats?.received ?? 0
-        ),
-        ...ch.outputs.map((o) => this.#outputs.get(o)?.stats.messages ?? 0),
-      ];
-      const messages = source?.sent ?? 0;
-      channels.push({
-        name: ch.name,
-        messages,
-        bytes: source?.bytesOut ?? 0,
-        occupancy: Math.max(0, messages - Math.min(...taken, messages)),
-      });
-    }
+    const channels = channelStats(this.#pipeline, {
+      input: (name) => this.#inputs.get(name)?.stats,
+      output: (name) => this.#outputs.get(name)?.stats.messages ?? 0,
+      node: (id) => this.#nodes.get(id)?.lastStats,
+    });
     const processes: ProcessStats[] = [...this.#nodes.values()].filter((n) =>
       n.pid !== undefined
     ).map((n) => ({
