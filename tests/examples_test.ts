@@ -14,11 +14,11 @@ async function run(cmd: string, args: string[]): Promise<string> {
   return text;
 }
 
-Deno.test("examples/multiprocess/concurrent_pipeline.ts (deno task demo) runs", async () => {
+Deno.test("examples/concurrent_branches/main.ts (deno task demo) runs", async () => {
   const out = await run(Deno.execPath(), [
     "run",
     "-A",
-    "examples/multiprocess/concurrent_pipeline.ts",
+    "examples/concurrent_branches/main.ts",
   ]);
   assert(
     out.includes(
@@ -29,9 +29,9 @@ Deno.test("examples/multiprocess/concurrent_pipeline.ts (deno task demo) runs", 
   assert(/ready \(every model loaded\) after \d+ ms/.test(out), out);
 });
 
-Deno.test("examples/multiprocess/init_with_progress.py (deno task example:progress) runs", async () => {
+Deno.test("examples/python_client/main.py (deno task example:progress) runs", async () => {
   const out = await run(`${root}.venv/bin/python`, [
-    "examples/multiprocess/init_with_progress.py",
+    "examples/python_client/main.py",
   ]);
   assert(out.includes("reply: 'hello from Python over shared memory'"), out);
   assert(out.includes("loaded 5/5 shards"), out);
