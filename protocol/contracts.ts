@@ -164,25 +164,49 @@ export const RUNNER_STATUS_INTERVAL_SECS = 0.05;
 
 /** The spec file the executor writes for one runner. */
 export interface RunnerSpec {
+  /** The spec format version. */
   version: number;
+  /** The node this runner hosts. */
   node_id: string;
+  /** The registered node type to instantiate. */
   node_type: string;
+  /** The node's configuration from the pipeline. */
   config: Record<string, unknown>;
+  /** Folders put first on sys.path before importing modules. */
   module_paths: string[];
+  /** Python modules that register node types. */
   modules: string[];
+  /** The session id (32 hex characters). */
   session_id: string;
+  /** The iceoryx2 prefix of the session's isolation. */
   iox_prefix: string;
+  /** The iceoryx2 root path of the session's isolation. */
   iox_root: string;
+  /** The executor's control socket. */
   control_socket: string;
+  /** Input port to the channels it reads (several: fan-in). */
   inputs: Record<string, string[]>;
+  /** Output port to the channel it publishes. */
   outputs: Record<string, string>;
-  /** @default {8} */
+  /**
+   * Channel capacity C.
+   * @default {8}
+   */
   channel_capacity?: number;
-  /** @default {8} */
+  /**
+   * Subscribers per channel S.
+   * @default {8}
+   */
   max_subscribers?: number;
-  /** @default {67108992} */
+  /**
+   * The largest sample a publisher loans, header included.
+   * @default {67108992}
+   */
   max_payload_bytes?: number;
-  /** @default {5} */
+  /**
+   * How long a publish waits for space.
+   * @default {5}
+   */
   publish_timeout_secs?: number;
 }
 

@@ -27,7 +27,7 @@ interface Contracts {
   channel: Table & { events: Record<string, number> };
   isolation: Record<string, string>;
   runner: Table & {
-    spec: Record<string, { type: string; default?: Scalar }>;
+    spec: Record<string, { type: string; default?: Scalar; doc?: string }>;
     to_executor: Record<string, Record<string, string>>;
     to_runner: Record<string, Record<string, string>>;
   };
@@ -211,8 +211,13 @@ function emitTs(c: Contracts): string {
   group("RUNNER", c.runner, "Runner protocol");
   lines.push("/** The spec file the executor writes for one runner. */");
   lines.push("export interface RunnerSpec {");
-  for (const [f, { type, default: d }] of Object.entries(c.runner.spec)) {
-    if (d !== undefined) lines.push(`  /** @default {${literal(d, "ts")}} */`);
+  for (const [f, { type, default: d, doc }] of Object.entries(c.runner.spec)) {
+    const text = doc ?? `The \`${f}\` field.`;
+    lines.push(
+      d === undefined
+        ? `  /** ${text} */`
+        : `  /**\n   * ${text}\n   * @default {${literal(d, "ts")}}\n   */`,
+    );
     lines.push(`  ${f}${d === undefined ? "" : "?"}: ${tsFieldType(type)};`);
   }
   lines.push("}", "");
