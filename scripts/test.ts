@@ -65,9 +65,18 @@ function parseCargo(out: string): [number, number] | null {
 
 await setup();
 const filter = Deno.args;
+// The examples in the JSDoc of every public entry point run too.
+const entryPoints = Object.values(
+  JSON.parse(await Deno.readTextFile(`${root}deno.json`)).exports as Record<
+    string,
+    string
+  >,
+);
 const deno = await runSuite(
   Deno.execPath(),
-  ["test", "-A", "--quiet", ...(filter.length ? filter : ["tests/"])],
+  filter.length
+    ? ["test", "-A", "--quiet", ...filter]
+    : ["test", "-A", "--quiet", "--doc", "tests/", ...entryPoints],
   parseDeno,
 );
 const py = filter.length ? [0, 0, 0] : await runSuite(
