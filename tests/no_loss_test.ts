@@ -10,7 +10,7 @@
  */
 import { crc32 } from "node:zlib";
 import { assert, assertEquals } from "./support/assert.ts";
-import { ChannelContext, type Sample } from "../data/channel.ts";
+import { ChannelContext } from "../data/channel.ts";
 import { isolationEnv } from "../data/isolation.ts";
 import { MultiprocessExecutor } from "../control/executor.ts";
 import { Pipeline } from "../pipeline/pipeline.ts";
@@ -25,6 +25,7 @@ import {
 } from "../data/runtime_data.ts";
 import type { Session, SessionStats } from "../control/session.ts";
 import { fillPattern } from "./support/shm.ts";
+import { nextWithin } from "./support/sessions.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const modules = {
@@ -46,25 +47,6 @@ function executor(channelCapacity = 8): MultiprocessExecutor {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The next sample's data of `outputs` (null when they ended), failing after `ms`. */
-async function nextWithin(
-  outputs: AsyncGenerator<Sample, void, undefined>,
-  ms: number,
-  what: string,
-): Promise<RuntimeData> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const next = await Promise.race([
-    outputs.next(),
-    new Promise<null>((resolve) => {
-      timer = setTimeout(() => resolve(null), ms);
-    }),
-  ]);
-  clearTimeout(timer);
-  assert(next !== null, `no ${what} within ${ms} ms`);
-  assert(!next.done, `the outputs ended before ${what}`);
-  return next.value.data;
-}
 
 function patterned(size: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(size);

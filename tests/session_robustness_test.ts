@@ -11,6 +11,7 @@ import {
   nextWithin,
   settleWithin,
   single,
+  waitUntil,
 } from "./support/sessions.ts";
 import {
   NodeInitError,
@@ -57,13 +58,7 @@ Deno.test("a node error nobody listens to is printed with node id, message and t
     assertEquals((next as TextData).text, "after");
     // The error travels on the control socket, the echo through shared
     // memory: either may come first.
-    const deadline = performance.now() + 5000;
-    while (
-      !lines.some((l) => l.includes("Unhandled")) &&
-      performance.now() < deadline
-    ) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitUntil(() => lines.some((l) => l.includes("Unhandled")), 5000);
     const printed = lines.join("\n");
     assert(
       printed.includes('Unhandled NodeProcessError in node "n"'),
@@ -92,10 +87,7 @@ Deno.test("a heard node error is not printed; once listeners count once; onError
     await session.send("in", text("raise"));
     await session.send("in", text("after"));
     await nextWithin(outputs, 10_000, "the echo after the error");
-    const deadline = performance.now() + 5000;
-    while (heard.length === 0 && performance.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitUntil(() => heard.length > 0, 5000);
     assertEquals(heard.length, 1);
     assertEquals(viaOption.length, 1);
     assertEquals(heard[0].nodeId, "n");
@@ -116,13 +108,7 @@ Deno.test("a heard node error is not printed; once listeners count once; onError
       await session.send("in", text(t));
     }
     await nextWithin(outputs, 10_000, "the echo after the errors");
-    const deadline = performance.now() + 5000;
-    while (
-      lines.filter((l) => l.includes("Unhandled")).length < 1 &&
-      performance.now() < deadline
-    ) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitUntil(() => lines.some((l) => l.includes("Unhandled")), 5000);
     await new Promise((r) => setTimeout(r, 200));
     assertEquals(heard, 1);
     const unheard = lines.filter((l) => l.includes("Unhandled"));
@@ -181,13 +167,10 @@ Deno.test("a 32 MB line without newlines is split into bounded parts, quickly", 
   assertEquals((echo as TextData).text, String(n));
   // The output arrives after the line is written; the last part may still be
   // on its way through the pipe.
-  const deadline = performance.now() + 10_000;
-  while (
-    events.reduce((sum, e) => sum + e.line.length, 0) < n &&
-    performance.now() < deadline
-  ) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitUntil(
+    () => events.reduce((sum, e) => sum + e.line.length, 0) >= n,
+    10_000,
+  );
   const took = performance.now() - started;
   assertEquals(events.reduce((sum, e) => sum + e.line.length, 0), n);
   assert(events.every((e) => e.line.length <= MAX_LOG_LINE_BYTES));

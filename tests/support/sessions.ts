@@ -86,3 +86,16 @@ export async function settleWithin<T>(
   assert(result !== null, `${what} did not settle within ${ms} ms`);
   return result;
 }
+
+/** Waits until `done()` holds, checking every 20 ms, for at most `ms`. */
+export async function waitUntil(
+  done: () => boolean,
+  ms: number,
+): Promise<boolean> {
+  const deadline = performance.now() + ms;
+  while (!done()) {
+    if (performance.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
