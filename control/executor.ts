@@ -23,7 +23,7 @@ import {
   ResourceLimitError,
 } from "../errors.ts";
 import { removeIsolation } from "../data/isolation.ts";
-import type { NodeTypeInfo, Pipeline } from "../pipeline/pipeline.ts";
+import type { NodeTypeInfo, Pipeline } from "../pipeline/mod.ts";
 import { Session, type SessionOptions } from "./session.ts";
 
 /** Options of {@linkcode MultiprocessExecutor.listNodeTypes}. */

@@ -25,7 +25,7 @@ import {
   SessionClosedError,
 } from "../errors.ts";
 import { type Isolation, isolationEnv } from "../data/isolation.ts";
-import type { Pipeline } from "../pipeline/pipeline.ts";
+import type { Pipeline } from "../pipeline/mod.ts";
 import {
   type NodeExit,
   type NodeProcess,

@@ -9,7 +9,7 @@ import {
   ResourceLimitError,
 } from "../errors.ts";
 import { leftovers } from "../data/isolation.ts";
-import { Pipeline } from "../pipeline/pipeline.ts";
+import { Pipeline } from "../pipeline/mod.ts";
 import {
   audio,
   type AudioData,

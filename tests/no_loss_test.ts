@@ -13,7 +13,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { ChannelContext } from "../data/channel.ts";
 import { isolationEnv } from "../data/isolation.ts";
 import { MultiprocessExecutor } from "../control/executor.ts";
-import { Pipeline } from "../pipeline/pipeline.ts";
+import { Pipeline } from "../pipeline/mod.ts";
 import {
   binary,
   type BinaryData,

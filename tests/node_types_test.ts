@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { MultiprocessExecutor } from "../control/executor.ts";
 import { NodeModuleError, PipelineValidationError } from "../errors.ts";
-import { Pipeline } from "../pipeline/pipeline.ts";
+import { Pipeline } from "../pipeline/mod.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const examples = `${root}examples/nodes`;

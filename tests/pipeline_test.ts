@@ -1,5 +1,5 @@
 import { assertThrows } from "./support/assert.ts";
-// Tests of pipeline/pipeline.ts. The fixtures in tests/fixtures/pipelines/ are
+// Tests of pipeline/ (mod.ts). The fixtures in tests/fixtures/pipelines/ are
 // shared with python/tests/test_pipeline.py: ts_written.* are written by this
 // file (UPDATE_FIXTURES=1 rewrites them), py_written.* by the Python tests,
 // and validation/cases.json lists errors both languages must raise verbatim.
@@ -8,7 +8,7 @@ import {
   type NodeTypeInfo,
   Pipeline,
   type PipelineDefinition,
-} from "../pipeline/pipeline.ts";
+} from "../pipeline/mod.ts";
 import { PipelineValidationError } from "../errors.ts";
 
 const FIXTURES = new URL("./fixtures/pipelines/", import.meta.url);

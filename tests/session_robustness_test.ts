@@ -20,7 +20,7 @@ import {
   ReceiveTimeoutError,
 } from "../errors.ts";
 import { MAX_LOG_LINE_BYTES } from "../control/node_process.ts";
-import { Pipeline } from "../pipeline/pipeline.ts";
+import { Pipeline } from "../pipeline/mod.ts";
 import {
   binary,
   type RuntimeData,

@@ -19,7 +19,7 @@
 import { ChannelContext } from "../../data/channel.ts";
 import { MultiprocessExecutor } from "../../control/executor.ts";
 import { type Isolation, sweepStaleIsolations } from "../../data/isolation.ts";
-import { Pipeline } from "../../pipeline/pipeline.ts";
+import { Pipeline } from "../../pipeline/mod.ts";
 import { binary } from "../../data/runtime_data.ts";
 
 const repo = new URL("../..", import.meta.url).pathname;

@@ -1,7 +1,7 @@
 /** Test helpers for sessions of real node processes. */
 import { assert } from "./assert.ts";
 import { MultiprocessExecutor } from "../../control/executor.ts";
-import { Pipeline } from "../../pipeline/pipeline.ts";
+import { Pipeline } from "../../pipeline/mod.ts";
 import type { Sample } from "../../data/channel.ts";
 import type { RuntimeData } from "../../data/runtime_data.ts";
 

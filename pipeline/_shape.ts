@@ -1,0 +1,284 @@
+/**
+ * Shape checks of pipeline definitions and builder arguments: names, config
+ * values and the schema's keys and types. They throw a
+ * `PipelineValidationError` with code `invalid_schema` or `invalid_name` and
+ * the JSON path of the bad field; the graph rules live in `validate.ts`.
+ *
+ * @module
+ */
+
+import { PipelineValidationError } from "../errors.ts";
+import type {
+  ConfigValue,
+  ConnectionDefinition,
+  InputDefinition,
+  NodeConfig,
+  NodeDefinition,
+  OutputDefinition,
+  PipelineDefinition,
+  PortRef,
+} from "./schema.ts";
+
+const NAME_RE = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+const NAME_RULE =
+  'use letters, digits, "_" and "-", starting with a letter or "_", at most 64 characters';
+const TOP_KEYS = [
+  "version",
+  "name",
+  "nodes",
+  "connections",
+  "inputs",
+  "outputs",
+];
+
+function fail(code: "invalid_schema" | "invalid_name", msg: string): never {
+  throw new PipelineValidationError(code, msg);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (v === undefined) return "undefined";
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof Date) return "a date";
+  if (isPlainObject(v)) return "an object";
+  switch (typeof v) {
+    case "string":
+      return "a string";
+    case "number":
+    case "bigint":
+      return "a number";
+    case "boolean":
+      return "a boolean";
+  }
+  // TomlDate and other class instances.
+  const ctor = (v as { constructor?: { name?: string } }).constructor?.name;
+  return ctor && /date/i.test(ctor) ? "a date" : `a ${typeof v}`;
+}
+
+function at(path: string, key: string | number): string {
+  if (typeof key === "number") return `${path}[${key}]`;
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)
+    ? `${path}.${key}`
+    : `${path}[${JSON.stringify(key)}]`;
+}
+
+function prefix(path: string): string {
+  return path ? `${path}: ` : "";
+}
+
+/**
+ * Checks a node id, port, input or output name.
+ *
+ * @param kind What the name is, for messages (`"node id"`, `"port name"`, ...).
+ * @param v The value.
+ * @param path The JSON path for messages (`""` for builder arguments).
+ * @returns The name.
+ */
+export function checkName(kind: string, v: unknown, path: string): string {
+  if (typeof v !== "string") {
+    fail(
+      "invalid_schema",
+      `${prefix(path)}${kind} must be a string, got ${describe(v)}`,
+    );
+  }
+  if (!NAME_RE.test(v)) {
+    fail(
+      "invalid_name",
+      `${prefix(path)}${
+        JSON.stringify(v)
+      } is not a valid ${kind}: ${NAME_RULE}`,
+    );
+  }
+  if (kind === "node id" && v === "in") {
+    fail(
+      "invalid_name",
+      `${
+        prefix(path)
+      }"in" is reserved (pipeline input channels are named in.<input>)`,
+    );
+  }
+  return v;
+}
+
+function checkObject(
+  v: unknown,
+  path: string,
+  keys: readonly string[],
+  required: readonly string[],
+): Record<string, unknown> {
+  if (!isPlainObject(v)) {
+    fail("invalid_schema", `${path}: must be an object, got ${describe(v)}`);
+  }
+  for (const k of Object.keys(v)) {
+    if (!keys.includes(k)) {
+      fail("invalid_schema", `${at(path, k)}: unknown key`);
+    }
+  }
+  for (const k of required) {
+    if (!(k in v)) fail("invalid_schema", `${at(path, k)}: missing`);
+  }
+  return v;
+}
+
+function checkArray(v: unknown, path: string): unknown[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) {
+    fail("invalid_schema", `${path}: must be an array, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function checkPortRef(v: unknown, path: string): PortRef {
+  const o = checkObject(v, path, ["node", "port"], ["node", "port"]);
+  return {
+    node: checkName("node id", o.node, at(path, "node")),
+    port: checkName("port name", o.port, at(path, "port")),
+  };
+}
+
+function checkConfigValue(v: unknown, path: string): ConfigValue {
+  if (typeof v === "string" || typeof v === "boolean") return v;
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) {
+      fail("invalid_schema", `${path}: must be a finite number`);
+    }
+    return v;
+  }
+  if (Array.isArray(v)) {
+    return v.map((x, i) => checkConfigValue(x, at(path, i)));
+  }
+  if (isPlainObject(v)) return checkConfig(v, path);
+  return fail(
+    "invalid_schema",
+    `${path}: ${
+      describe(v)
+    } is not allowed (config values are strings, numbers, booleans, arrays and tables)`,
+  );
+}
+
+/**
+ * Checks a node config table and returns a deep copy.
+ *
+ * @param v The value.
+ * @param path The JSON path for messages.
+ * @returns The copy.
+ */
+export function checkConfig(v: unknown, path: string): NodeConfig {
+  if (!isPlainObject(v)) {
+    fail("invalid_schema", `${path}: must be an object, got ${describe(v)}`);
+  }
+  // A fresh object with a normal prototype: also a deep copy.
+  const out: NodeConfig = {};
+  for (const [k, x] of Object.entries(v)) {
+    Object.defineProperty(out, k, {
+      value: checkConfigValue(x, at(path, k)),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
+}
+
+/**
+ * Checks a non-empty string (a node type).
+ *
+ * @param v The value.
+ * @param path The JSON path for messages.
+ * @returns The string.
+ */
+export function checkNonEmptyString(v: unknown, path: string): string {
+  if (typeof v !== "string") {
+    fail("invalid_schema", `${path}: must be a string, got ${describe(v)}`);
+  }
+  if (v.length === 0) fail("invalid_schema", `${path}: must not be empty`);
+  return v;
+}
+
+function checkNodes(v: unknown): NodeDefinition[] {
+  return checkArray(v, "$.nodes").map((n, i) => {
+    const p = at("$.nodes", i);
+    const no = checkObject(n, p, ["id", "type", "config"], ["id", "type"]);
+    return {
+      id: checkName("node id", no.id, at(p, "id")),
+      type: checkNonEmptyString(no.type, at(p, "type")),
+      config: no.config === undefined
+        ? {}
+        : checkConfig(no.config, at(p, "config")),
+    };
+  });
+}
+
+function checkConnections(v: unknown): ConnectionDefinition[] {
+  return checkArray(v, "$.connections").map((c, i) => {
+    const p = at("$.connections", i);
+    const co = checkObject(c, p, ["from", "to"], ["from", "to"]);
+    return {
+      from: checkPortRef(co.from, at(p, "from")),
+      to: checkPortRef(co.to, at(p, "to")),
+    };
+  });
+}
+
+function checkInputs(v: unknown): InputDefinition[] {
+  return checkArray(v, "$.inputs").map((x, i) => {
+    const p = at("$.inputs", i);
+    const io = checkObject(x, p, ["name", "to"], ["name", "to"]);
+    const name = checkName("input name", io.name, at(p, "name"));
+    const to = checkArray(io.to, at(p, "to"));
+    if (to.length === 0) {
+      fail("invalid_schema", `${at(p, "to")}: must not be empty`);
+    }
+    return {
+      name,
+      to: to.map((t, j) => checkPortRef(t, at(at(p, "to"), j))),
+    };
+  });
+}
+
+function checkOutputs(v: unknown): OutputDefinition[] {
+  return checkArray(v, "$.outputs").map((x, i) => {
+    const p = at("$.outputs", i);
+    const oo = checkObject(x, p, ["name", "from"], ["name", "from"]);
+    return {
+      name: checkName("output name", oo.name, at(p, "name")),
+      from: checkPortRef(oo.from, at(p, "from")),
+    };
+  });
+}
+
+/**
+ * Checks the shape of a parsed definition and returns a normalized copy.
+ *
+ * @param raw The parsed JSON or TOML value.
+ * @returns The definition.
+ */
+export function checkDefinition(raw: unknown): PipelineDefinition {
+  const o = checkObject(raw, "$", TOP_KEYS, ["version"]);
+  if (o.version !== 1) {
+    fail(
+      "invalid_schema",
+      `$.version: must be 1, got ${
+        typeof o.version === "number" ? o.version : describe(o.version)
+      }`,
+    );
+  }
+  if (o.name !== undefined && typeof o.name !== "string") {
+    fail("invalid_schema", `$.name: must be a string, got ${describe(o.name)}`);
+  }
+  const def: PipelineDefinition = {
+    version: 1,
+    nodes: checkNodes(o.nodes),
+    connections: checkConnections(o.connections),
+    inputs: checkInputs(o.inputs),
+    outputs: checkOutputs(o.outputs),
+  };
+  if (o.name !== undefined) def.name = o.name as string;
+  return def;
+}
