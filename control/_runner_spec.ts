@@ -10,7 +10,7 @@ import {
   type RunnerSpec,
 } from "../protocol/contracts.ts";
 import type { Isolation } from "../data/isolation.ts";
-import type { Pipeline } from "../pipeline/pipeline.ts";
+import type { Pipeline } from "../pipeline/mod.ts";
 import type { RuntimeConfig } from "./config.ts";
 
 /** What a session knows when it writes its runners' specs. */

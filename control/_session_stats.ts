@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Pipeline } from "../pipeline/pipeline.ts";
+import type { Pipeline } from "../pipeline/mod.ts";
 import type { ChannelStats } from "./session.ts";
 
 /** A runner's last answer to a stats request. */

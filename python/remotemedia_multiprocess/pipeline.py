@@ -1,7 +1,7 @@
 """The pipeline builder, in Python.
 
 The same schema, rules and error messages as the TypeScript module
-``pipeline/pipeline.ts`` (see docs/pipeline-schema.md): a pipeline saved by one
+``pipeline/mod.ts`` (see docs/pipeline-schema.md): a pipeline saved by one
 language loads in the other, and both write byte-identical JSON and TOML for
 the same definition, except for how floats are spelled (Python writes 2.0
 and 1.5e-07 where JavaScript writes 2 and 1.5e-7; the values are equal).
@@ -324,7 +324,7 @@ def _check_definition(raw: object) -> dict[str, Any]:
     return d
 
 
-# ---- TOML writer: the same algorithm as pipeline/pipeline.ts.
+# ---- TOML writer: the same algorithm as pipeline/_toml_writer.ts.
 
 _SHORT_ESCAPES = {8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"}
 
