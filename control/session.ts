@@ -10,7 +10,7 @@ import {
   type Publisher,
   type Sample,
   type Subscriber,
-} from "../data/channel.ts";
+} from "../data/channel/mod.ts";
 import { readEnv, type RuntimeConfig } from "./config.ts";
 import { ControlServer, type RunnerMessage } from "./control_server.ts";
 import {
@@ -29,7 +29,7 @@ import {
   residentBytes,
   spawnNodeProcess,
 } from "./node_process.ts";
-import type { RuntimeData } from "../data/runtime_data.ts";
+import type { RuntimeData } from "../data/runtime_data/mod.ts";
 
 /** The state of one node. */
 export type NodeState =
