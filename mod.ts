@@ -34,8 +34,8 @@
  * @module
  */
 export * from "./errors.ts";
-export * from "./data/runtime_data.ts";
-export * from "./data/channel.ts";
+export * from "./data/runtime_data/mod.ts";
+export * from "./data/channel/mod.ts";
 export * from "./pipeline/mod.ts";
 export * from "./control/config.ts";
 export * from "./control/session.ts";

@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { type Channel, ChannelContext } from "../data/channel.ts";
-import { HEADER_LENGTH, writeHeader } from "../data/runtime_data.ts";
+import { type Channel, ChannelContext } from "../data/channel/mod.ts";
+import { HEADER_LENGTH, writeHeader } from "../data/runtime_data/mod.ts";
 import { monotonicNs } from "../data/native.ts";
 import { isolationEnv } from "../data/isolation.ts";
 

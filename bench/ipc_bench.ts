@@ -4,8 +4,8 @@
  * the same number of bytes into a plain `Uint8Array`. The payload is not
  * written: a zero-copy hop costs the same at any size, a copy does not.
  */
-import { ChannelContext } from "../data/channel.ts";
-import { HEADER_LENGTH, writeHeader } from "../data/runtime_data.ts";
+import { ChannelContext } from "../data/channel/mod.ts";
+import { HEADER_LENGTH, writeHeader } from "../data/runtime_data/mod.ts";
 
 const ctx = await ChannelContext.create();
 const channel = ctx.channel("bench", { capacity: 4, maxSubscribers: 1 });

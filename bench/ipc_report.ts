@@ -1,7 +1,7 @@
 /**
  * `deno task bench:ipc [--json]`: the data-plane benchmark of issue 2.
  *
- * - `shm` rows: the raw channel hop (data/channel.ts <-> bench/ipc_peer.py),
+ * - `shm` rows: the raw channel hop (data/channel/mod.ts <-> bench/ipc_peer.py),
  *   no session. The producer loans header + payload, writes only the 128-byte
  *   header in place (the payload bytes are never written or read: the bench
  *   measures the hop, which does not depend on them), stamps `timestampNs`
@@ -25,8 +25,8 @@
  *   (`msgs_per_s`; no percentiles).
  */
 import { binary, MultiprocessExecutor, Pipeline } from "../mod.ts";
-import { ChannelContext } from "../data/channel.ts";
-import { HEADER_LENGTH, writeHeader } from "../data/runtime_data.ts";
+import { ChannelContext } from "../data/channel/mod.ts";
+import { HEADER_LENGTH, writeHeader } from "../data/runtime_data/mod.ts";
 import { monotonicNs } from "../data/native.ts";
 import { bounded } from "./bounded.ts";
 import {

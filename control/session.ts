@@ -10,7 +10,7 @@ import {
   type Publisher,
   type Sample,
   type Subscriber,
-} from "../data/channel.ts";
+} from "../data/channel/mod.ts";
 import { readEnv, type RuntimeConfig } from "./config.ts";
 import { channelStats, type NodeCounters } from "./_session_stats.ts";
 import { CHANNEL_DEFAULT_MAX_SUBSCRIBERS } from "../protocol/contracts.ts";
@@ -32,7 +32,7 @@ import {
   residentBytes,
   spawnNodeProcess,
 } from "./node_process.ts";
-import type { RuntimeData } from "../data/runtime_data.ts";
+import type { RuntimeData } from "../data/runtime_data/mod.ts";
 
 /** The state of one node. */
 export type NodeState =

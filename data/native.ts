@@ -1,7 +1,7 @@
 /**
  * Loads the native iceoryx2 library (`librmp_iceoryx2`) and turns its return
  * codes into errors. All unsafe pointer work of the module lives here and in
- * `channel.ts`.
+ * `channel/`.
  *
  * @module
  */

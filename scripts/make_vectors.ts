@@ -25,7 +25,7 @@ import {
   type TensorDtype,
   text,
   video,
-} from "../data/runtime_data.ts";
+} from "../data/runtime_data/mod.ts";
 import type { WireFormatReason } from "../errors.ts";
 
 /** The `.json` of a valid vector (see tests/vectors/README.md). */
@@ -91,7 +91,7 @@ function payloadOf(rd: RuntimeData): Uint8Array {
  * @example
  * ```ts
  * import { toFields } from "./make_vectors.ts";
- * import { binary } from "../data/runtime_data.ts";
+ * import { binary } from "../data/runtime_data/mod.ts";
  * console.log(toFields(binary(new Uint8Array([7]))).payload_hex); // "07"
  * ```
  */

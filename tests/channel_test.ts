@@ -5,7 +5,7 @@ import {
   assertThrows,
 } from "./support/assert.ts";
 import { bellDirectoryName } from "../data/bells.ts";
-import { ChannelContext } from "../data/channel.ts";
+import { ChannelContext } from "../data/channel/mod.ts";
 import {
   BackpressureTimeoutError,
   ChannelError,
@@ -13,7 +13,12 @@ import {
   WireFormatError,
 } from "../errors.ts";
 import { isolationEnv, leftovers } from "../data/isolation.ts";
-import { binary, text, video, type VideoData } from "../data/runtime_data.ts";
+import {
+  binary,
+  text,
+  video,
+  type VideoData,
+} from "../data/runtime_data/mod.ts";
 import { fillPattern, inside, sha256, shmMappings } from "./support/shm.ts";
 
 function cpuTicks(): number {
@@ -311,4 +316,30 @@ Deno.test("allocate: a replaced payload is copied, discard gives the loan back, 
   using sample = await sub.receive({ timeoutMs: 2000 });
   assertEquals([...(sample!.data as { data: Uint8Array }).data], [1, 2, 3, 4]);
   await assertRejects(() => pub.allocate(text("x")), TypeError, "text");
+});
+
+Deno.test("a sample never released gives its chunk back when garbage-collected", async () => {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc",
+      "tests/support/leak_probe.ts",
+    ],
+    cwd: new URL("..", import.meta.url).pathname,
+  }).output();
+  const err = new TextDecoder().decode(stderr);
+  assertEquals(code, 0, err);
+  const lines = new TextDecoder().decode(stdout).trim().split("\n");
+  assertEquals(JSON.parse(lines[lines.length - 1]), {
+    heldAfterLeak: 2,
+    fullBeforeGc: true,
+    heldAfterGc: 0,
+    loanAfterGc: true,
+    heldWhileDataReachable: 1,
+    payload: 3,
+    heldAfterDataDropped: 0,
+    heldAfterReleased: 0,
+    last: 5,
+  });
 });

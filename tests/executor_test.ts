@@ -16,7 +16,7 @@ import {
   binary,
   text,
   type TextData,
-} from "../data/runtime_data.ts";
+} from "../data/runtime_data/mod.ts";
 import type { ProgressEvent, Session } from "../control/session.ts";
 import { fillPattern, sha256 } from "./support/shm.ts";
 import {

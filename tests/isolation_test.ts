@@ -13,8 +13,8 @@ import {
   removeIsolation,
   sweepStaleIsolations,
 } from "../data/isolation.ts";
-import { ChannelContext } from "../data/channel.ts";
-import { binary } from "../data/runtime_data.ts";
+import { ChannelContext } from "../data/channel/mod.ts";
+import { binary } from "../data/runtime_data/mod.ts";
 import { alive, canUnsharePid, existing, Owner } from "./support/owner.ts";
 
 const python = new URL("../.venv/bin/python", import.meta.url).pathname;

@@ -10,7 +10,7 @@
  */
 import { crc32 } from "node:zlib";
 import { assert, assertEquals } from "./support/assert.ts";
-import { ChannelContext } from "../data/channel.ts";
+import { ChannelContext } from "../data/channel/mod.ts";
 import { isolationEnv } from "../data/isolation.ts";
 import { MultiprocessExecutor } from "../control/executor.ts";
 import { Pipeline } from "../pipeline/mod.ts";
@@ -22,7 +22,7 @@ import {
   type RuntimeData,
   video,
   type VideoData,
-} from "../data/runtime_data.ts";
+} from "../data/runtime_data/mod.ts";
 import type { Session, SessionStats } from "../control/session.ts";
 import { fillPattern } from "./support/shm.ts";
 import { nextWithin } from "./support/sessions.ts";

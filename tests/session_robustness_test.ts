@@ -26,7 +26,7 @@ import {
   type RuntimeData,
   text,
   type TextData,
-} from "../data/runtime_data.ts";
+} from "../data/runtime_data/mod.ts";
 import type { LogEvent } from "../control/session.ts";
 
 /** Runs `fn` with console.error collected instead of printed. */

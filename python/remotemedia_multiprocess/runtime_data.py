@@ -1,7 +1,7 @@
 """RuntimeData and its wire codec (docs/wire-format.md, version 1).
 
 A message is a 128-byte little-endian header followed by the payload bytes.
-This codec is byte-for-byte identical to ``data/runtime_data.ts``; both are
+This codec is byte-for-byte identical to ``data/runtime_data/``; both are
 pinned by the shared vectors in ``tests/vectors``.
 
 Decoding never copies the payload: audio, video and tensor payloads are numpy

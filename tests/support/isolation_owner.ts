@@ -16,11 +16,11 @@
  *
  * @module
  */
-import { ChannelContext } from "../../data/channel.ts";
+import { ChannelContext } from "../../data/channel/mod.ts";
 import { MultiprocessExecutor } from "../../control/executor.ts";
 import { type Isolation, sweepStaleIsolations } from "../../data/isolation.ts";
 import { Pipeline } from "../../pipeline/mod.ts";
-import { binary } from "../../data/runtime_data.ts";
+import { binary } from "../../data/runtime_data/mod.ts";
 
 const repo = new URL("../..", import.meta.url).pathname;
 const mode = Deno.args[0] ?? "context";

@@ -2,8 +2,8 @@
 import { assert } from "./assert.ts";
 import { MultiprocessExecutor } from "../../control/executor.ts";
 import { Pipeline } from "../../pipeline/mod.ts";
-import type { Sample } from "../../data/channel.ts";
-import type { RuntimeData } from "../../data/runtime_data.ts";
+import type { Sample } from "../../data/channel/mod.ts";
+import type { RuntimeData } from "../../data/runtime_data/mod.ts";
 
 /** The checkout's root folder, with a trailing slash. */
 export const root: string = new URL("../../", import.meta.url).pathname;

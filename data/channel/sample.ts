@@ -1,0 +1,128 @@
+/**
+ * {@linkcode Sample}: a received message, viewed in shared memory until it is
+ * released.
+ *
+ * @module
+ */
+import { ChannelError } from "../../errors.ts";
+import { decode, type RuntimeData } from "../runtime_data/mod.ts";
+import type { Pointer } from "./_shared.ts";
+import type { Subscriber } from "./subscriber.ts";
+
+/** Keeps a sample alive while its bytes, its data or their payload view are
+ * reachable, so the garbage-collection backstop never frees a chunk that is
+ * still viewed (docs of {@linkcode Sample}). */
+const owners = new WeakMap<object, Sample>();
+
+/** The typed array that holds the payload of a decoded message. */
+function payloadField(data: RuntimeData): object {
+  switch (data.kind) {
+    case "audio":
+      return data.samples;
+    case "text":
+    case "json":
+      return data.bytes;
+    default:
+      return data.data;
+  }
+}
+
+/**
+ * A received message: `bytes` is a read-only view of the sample in shared
+ * memory, valid until `release()` (or the end of a `using` block). Release
+ * samples promptly: each one holds a chunk of the publisher's capacity.
+ *
+ * A sample that is never released gives its chunk back when it is garbage
+ * collected (a backstop for leaks, at a time of the engine's choosing, not a
+ * substitute for `release()` or `using`). Its `bytes`, its `data` and the
+ * payload view of `data` keep it alive while any of them is reachable; a
+ * view derived from them (`subarray()`, a new typed array over the same
+ * memory) does not, so keep the sample while you use one.
+ *
+ * @example
+ * ```ts
+ * import { ChannelContext } from "@remotemedia/multiprocess/channel";
+ * import { text } from "@remotemedia/multiprocess/runtime-data";
+ * await using ctx = await ChannelContext.create();
+ * const channel = ctx.channel("x");
+ * using sub = channel.subscriber();
+ * using pub = channel.publisher();
+ * await pub.publish(text("hi"));
+ * const sample = await sub.receive();
+ * console.log(sample?.data.kind); // "text"
+ * sample?.release();
+ * ```
+ */
+export class Sample implements Disposable {
+  readonly #subscriber: Subscriber;
+  #handle: Pointer | null;
+  #bytes: Uint8Array;
+  #data: RuntimeData | undefined;
+
+  /** @internal */
+  constructor(subscriber: Subscriber, handle: Pointer, bytes: Uint8Array) {
+    this.#subscriber = subscriber;
+    this.#handle = handle;
+    this.#bytes = bytes;
+    owners.set(bytes, this);
+  }
+
+  /** The raw message (header and payload) in shared memory. */
+  get bytes(): Uint8Array {
+    this.#assertHeld();
+    return this.#bytes;
+  }
+
+  /**
+   * The message decoded as RuntimeData; its payload views the shared memory.
+   * @throws {WireFormatError} when the header is invalid.
+   */
+  get data(): RuntimeData {
+    this.#assertHeld();
+    if (this.#data === undefined) {
+      const data = decode(this.#bytes);
+      owners.set(data, this);
+      owners.set(payloadField(data), this);
+      this.#data = data;
+    }
+    return this.#data;
+  }
+
+  /** True until released. */
+  get held(): boolean {
+    return this.#handle !== null;
+  }
+
+  #assertHeld(): void {
+    if (!this.#handle) {
+      throw new ChannelError(
+        "the sample was released: its memory may already be reused",
+      );
+    }
+  }
+
+  /**
+   * Gives the sample back to its publisher. Views of it become invalid.
+   *
+   * @example
+   * ```ts
+   * import { ChannelContext } from "@remotemedia/multiprocess/channel";
+   * await using ctx = await ChannelContext.create();
+   * using sub = ctx.channel("x").subscriber();
+   * sub.tryReceive()?.release();
+   * ```
+   */
+  release(): void {
+    const handle = this.#handle;
+    if (!handle) return;
+    this.#handle = null;
+    this.#bytes = new Uint8Array(0);
+    this.#data = undefined;
+    this.#subscriber.released(this, handle);
+  }
+
+  /** Same as {@linkcode Sample.release}. */
+  [Symbol.dispose](): void {
+    this.release();
+  }
+}

@@ -1,0 +1,232 @@
+/**
+ * {@linkcode Subscriber}: receives samples in place, waiting on the doorbell
+ * without blocking the event loop.
+ *
+ * @module
+ */
+import { ChannelError } from "../../errors.ts";
+import { checkCode, RMP_WOULD_BLOCK } from "../native.ts";
+import type { Pointer } from "./_shared.ts";
+import type { Channel } from "./channel.ts";
+import type { ChannelContext } from "./context.ts";
+import type { PortStats, ReceiveOptions } from "./options.ts";
+import { Sample } from "./sample.ts";
+
+/** What the garbage-collection backstop needs to give a leaked sample back.
+ * It must not reference the sample. */
+interface Leak {
+  subscriber: Subscriber;
+  handle: Pointer;
+}
+
+/**
+ * Receives samples in place. Iterate with `for await` (each sample is
+ * released when the loop moves on, unless you keep it with `keep()`), or call
+ * `receive()` / `tryReceive()` and release samples yourself.
+ *
+ * @example
+ * ```ts
+ * import { ChannelContext } from "@remotemedia/multiprocess/channel";
+ * import { text } from "@remotemedia/multiprocess/runtime-data";
+ * await using ctx = await ChannelContext.create();
+ * const channel = ctx.channel("x");
+ * using sub = channel.subscriber();
+ * using pub = channel.publisher();
+ * await pub.publish(text("one"));
+ * for await (const sample of sub) {
+ *   console.log(sample.data.kind); // "text"
+ *   break;
+ * }
+ * ```
+ */
+export class Subscriber implements Disposable, AsyncIterable<Sample> {
+  readonly #ctx: ChannelContext;
+  readonly #channel: Channel;
+  readonly #handle: Pointer;
+  readonly #sampleOut = new BigUint64Array(1);
+  readonly #addressOut = new BigUint64Array(1);
+  readonly #lengthOut = new BigUint64Array(1);
+  /**
+   * Gives back the chunk of a sample collected unreleased. Registered per
+   * sample with the sample as unregister token; `release()` unregisters, and
+   * `#held` decides which of the two paths releases (exactly one does).
+   */
+  static readonly #backstop: FinalizationRegistry<Leak> =
+    new FinalizationRegistry<Leak>(({ subscriber, handle }) =>
+      subscriber.#reclaim(handle)
+    );
+  /** Held samples by native handle; weak, so a leaked sample can be
+   * collected. */
+  readonly #held = new Map<Pointer, WeakRef<Sample>>();
+  readonly #closeController = new AbortController();
+  #messages = 0;
+  #bytes = 0;
+  #closed = false;
+
+  /** @internal */
+  constructor(ctx: ChannelContext, channel: Channel, handle: Pointer) {
+    this.#ctx = ctx;
+    this.#channel = channel;
+    this.#handle = handle;
+  }
+
+  /** The channel name. */
+  get channel(): string {
+    return this.#channel.name;
+  }
+
+  /** True once closed (directly or with its channel or context). */
+  get closed(): boolean {
+    return this.#closed || this.#ctx.closed;
+  }
+
+  /** Messages and bytes received, and samples held. */
+  get stats(): PortStats {
+    return {
+      messages: this.#messages,
+      bytes: this.#bytes,
+      held: this.#held.size,
+    };
+  }
+
+  /**
+   * The next sample if one is waiting, else null. Never waits.
+   *
+   * @returns A sample or null.
+   *
+   * @example
+   * ```ts
+   * import { ChannelContext } from "@remotemedia/multiprocess/channel";
+   * await using ctx = await ChannelContext.create();
+   * using sub = ctx.channel("x").subscriber();
+   * console.log(sub.tryReceive()); // null
+   * ```
+   */
+  tryReceive(): Sample | null {
+    this.#assertOpen();
+    const rc = this.#ctx.lib.rmp_subscriber_receive(
+      this.#handle,
+      this.#sampleOut,
+      this.#addressOut,
+      this.#lengthOut,
+    );
+    if (rc === RMP_WOULD_BLOCK) return null;
+    checkCode(rc, `receiving on "${this.channel}"`);
+    const length = Number(this.#lengthOut[0]);
+    const handle = Deno.UnsafePointer.create(this.#sampleOut[0]) as Pointer;
+    const sample = new Sample(
+      this,
+      handle,
+      length === 0
+        ? new Uint8Array(0)
+        : this.#ctx.views.view(this.#addressOut[0], length),
+    );
+    this.#held.set(handle, new WeakRef(sample));
+    Subscriber.#backstop.register(sample, { subscriber: this, handle }, sample);
+    this.#messages++;
+    this.#bytes += length;
+    return sample;
+  }
+
+  /**
+   * Waits for the next sample without blocking the event loop.
+   *
+   * @param options Abort signal and timeout.
+   * @returns The sample, or null when the timeout passed, the signal aborted
+   * or the subscriber closed.
+   *
+   * @example
+   * ```ts
+   * import { ChannelContext } from "@remotemedia/multiprocess/channel";
+   * await using ctx = await ChannelContext.create();
+   * using sub = ctx.channel("x").subscriber();
+   * console.log(await sub.receive({ timeoutMs: 10 })); // null
+   * ```
+   */
+  async receive(options: ReceiveOptions = {}): Promise<Sample | null> {
+    const deadline = options.timeoutMs === undefined
+      ? undefined
+      : performance.now() + options.timeoutMs;
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, this.#closeController.signal])
+      : this.#closeController.signal;
+    while (true) {
+      if (this.#closed || signal.aborted) return null;
+      const sample = this.tryReceive();
+      if (sample) return sample;
+      const left = deadline === undefined
+        ? undefined
+        : deadline - performance.now();
+      if (left !== undefined && left <= 0) return null;
+      await this.#ctx.waitForDoorbell(signal, left);
+    }
+  }
+
+  /**
+   * Yields samples until the subscriber closes; each yielded sample is
+   * released when the loop asks for the next one.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Sample, void, undefined> {
+    while (true) {
+      const sample = await this.receive();
+      if (!sample) return;
+      try {
+        yield sample;
+      } finally {
+        sample.release();
+      }
+    }
+  }
+
+  /** @internal */
+  released(sample: Sample, handle: Pointer): void {
+    if (!this.#held.delete(handle)) return;
+    Subscriber.#backstop.unregister(sample);
+    this.#ctx.lib.rmp_sample_release(handle);
+  }
+
+  /** The backstop: `handle`'s sample was collected without `release()`.
+   * A no-op when it was released meanwhile or the subscriber closed. */
+  #reclaim(handle: Pointer): void {
+    if (!this.#held.delete(handle)) return;
+    this.#ctx.lib.rmp_sample_release(handle);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed || this.#ctx.closed) {
+      throw new ChannelError(`the subscriber of "${this.channel}" is closed`, {
+        channel: this.channel,
+      });
+    }
+  }
+
+  /**
+   * Releases every held sample and closes the subscriber; pending
+   * `receive()` calls return null.
+   *
+   * @example
+   * ```ts
+   * import { ChannelContext } from "@remotemedia/multiprocess/channel";
+   * await using ctx = await ChannelContext.create();
+   * ctx.channel("x").subscriber().close();
+   * ```
+   */
+  close(): void {
+    if (this.#closed) return;
+    for (const [handle, ref] of [...this.#held]) {
+      const sample = ref.deref();
+      if (sample) sample.release();
+      else this.#reclaim(handle);
+    }
+    this.#closed = true;
+    this.#closeController.abort();
+    this.#ctx.lib.rmp_subscriber_destroy(this.#handle);
+    this.#ctx.removeBell(this.channel);
+    this.#channel.forget(this);
+  }
+
+  /** Same as {@linkcode Subscriber.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
