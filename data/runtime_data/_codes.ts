@@ -5,14 +5,19 @@
  * @module
  */
 import {
+  WIRE_AUDIO_FORMATS,
+  WIRE_DTYPES,
   WIRE_LANGUAGE_MAX,
   WIRE_MAGIC,
   WIRE_MAX_NDIM,
   WIRE_OFFSETS,
+  WIRE_PIXEL_FORMATS,
+  WIRE_TYPES,
 } from "../../protocol/contracts.ts";
 import type {
   AudioFormat,
   PixelFormat,
+  RuntimeData,
   TensorArrayMap,
   TensorDtype,
 } from "./types.ts";
@@ -25,81 +30,36 @@ export const LANGUAGE_MAX: number = WIRE_LANGUAGE_MAX;
 // ---------------------------------------------------------------------------
 // Code tables
 
-export const TYPE_CODES = {
-  audio: 1,
-  video: 2,
-  text: 3,
-  tensor: 4,
-  json: 5,
-  binary: 6,
-} as const;
-export const KINDS = [
-  undefined,
-  "audio",
-  "video",
-  "text",
-  "tensor",
-  "json",
-  "binary",
-] as const;
+export type Kind = RuntimeData["kind"];
 
-export const AUDIO_FORMAT_CODES: Record<AudioFormat, number> = {
-  f32: 1,
-  i16: 2,
-};
-export const AUDIO_FORMATS: (AudioFormat | undefined)[] = [
-  undefined,
-  "f32",
-  "i16",
-];
+/** The names of a code table, indexed by code (`undefined` where none). */
+function byCode<T extends string>(
+  table: Readonly<Record<string, number>>,
+): (T | undefined)[] {
+  const names: (T | undefined)[] = [];
+  for (const [name, code] of Object.entries(table)) names[code] = name as T;
+  return Array.from(names, (n) => n);
+}
 
-export const PIXEL_FORMAT_CODES: Record<PixelFormat, number> = {
-  rgb24: 1,
-  bgr24: 2,
-  rgba32: 3,
-  gray8: 4,
-  yuv420p: 5,
-  nv12: 6,
-};
-export const PIXEL_FORMATS: (PixelFormat | undefined)[] = [
-  undefined,
-  "rgb24",
-  "bgr24",
-  "rgba32",
-  "gray8",
-  "yuv420p",
-  "nv12",
-];
+export const TYPE_CODES: Readonly<Record<Kind, number>> = WIRE_TYPES;
+export const KINDS: readonly (Kind | undefined)[] = byCode<Kind>(WIRE_TYPES);
 
-export const DTYPE_CODES: Record<TensorDtype, number> = {
-  float32: 1,
-  float64: 2,
-  int8: 3,
-  int16: 4,
-  int32: 5,
-  int64: 6,
-  uint8: 7,
-  uint16: 8,
-  uint32: 9,
-  uint64: 10,
-  float16: 11,
-  bool: 12,
-};
-export const DTYPES: (TensorDtype | undefined)[] = [
-  undefined,
-  "float32",
-  "float64",
-  "int8",
-  "int16",
-  "int32",
-  "int64",
-  "uint8",
-  "uint16",
-  "uint32",
-  "uint64",
-  "float16",
-  "bool",
-];
+export const AUDIO_FORMAT_CODES: Readonly<Record<AudioFormat, number>> =
+  WIRE_AUDIO_FORMATS;
+export const AUDIO_FORMATS: (AudioFormat | undefined)[] = byCode<AudioFormat>(
+  WIRE_AUDIO_FORMATS,
+);
+
+export const PIXEL_FORMAT_CODES: Readonly<Record<PixelFormat, number>> =
+  WIRE_PIXEL_FORMATS;
+export const PIXEL_FORMATS: (PixelFormat | undefined)[] = byCode<PixelFormat>(
+  WIRE_PIXEL_FORMATS,
+);
+
+export const DTYPE_CODES: Readonly<Record<TensorDtype, number>> = WIRE_DTYPES;
+export const DTYPES: (TensorDtype | undefined)[] = byCode<TensorDtype>(
+  WIRE_DTYPES,
+);
 
 export type TypedArrayCtor<T> = {
   new (buffer: ArrayBufferLike, byteOffset: number, length: number): T;
