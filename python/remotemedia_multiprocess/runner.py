@@ -388,6 +388,12 @@ class _Runner:
         self._status_kick = threading.Event()
         self._status_thread: threading.Thread | None = None
         self._watchdog: threading.Timer | None = None
+        # The WaitSet of _wait (built by _build_waitset once the channels are
+        # open): the wake pipe's attachment and one per subscriber.
+        self.waitset: Any = None
+        self.wake_fd: Any = None
+        self.wake_guard: Any = None
+        self.waitset_guards: list[tuple[Any, Subscriber]] = []
 
     # -- control ---------------------------------------------------------
 
@@ -519,9 +525,7 @@ class _Runner:
                 )
             self.node_cls = cls
             node = cls(spec.node_id, spec.config)
-            node._progress_sink = self._progress
-            node._emit_sink = self._emit
-            node._allocate_sink = self._allocate
+            node._attach(progress=self._progress, emit=self._emit, allocate=self._allocate)
             self.node = node
             self._open_channels()
             self._build_waitset()
@@ -563,13 +567,14 @@ class _Runner:
     def _close_channels(self) -> None:
         # Ports closed now leave their services at once: a subscriber that
         # lingered until dead-node cleanup would hold its publisher's credits.
-        guards = [g for g, _ in getattr(self, "waitset_guards", [])]
-        if hasattr(self, "wake_guard"):
+        guards = [g for g, _ in self.waitset_guards]
+        if self.wake_guard is not None:
             guards.append(self.wake_guard)
         for guard in guards:
             with contextlib.suppress(Exception):
                 guard.delete()
         self.waitset_guards = []
+        self.wake_guard = None
         for _, sub in self.subscribers:
             with contextlib.suppress(Exception):
                 sub.close()
@@ -590,13 +595,14 @@ class _Runner:
         )
         self.wake_fd = iox2.FileDescriptor.non_owning_new(self.wake_r)
         self.wake_guard = self.waitset.attach_notification_fd(self.wake_fd)
-        self.waitset_guards: list[tuple[Any, Subscriber]] = []
+        self.waitset_guards = []
         for _, sub in self.subscribers:
             guard = self.waitset.attach_notification(sub.listener)
             self.waitset_guards.append((guard, sub))
 
     def _wait(self) -> None:
         """Blocks (GIL released) until input, a control message or a signal."""
+        assert self.waitset is not None
         ids, _result = self.waitset.wait_and_process()
         for attachment in ids:
             if attachment.has_event_from(self.wake_guard):
