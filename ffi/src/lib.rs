@@ -4,8 +4,11 @@
 //!
 //! Every exported function runs behind a panic barrier ([`error::guard`]) and reports
 //! failures as negative codes plus a thread-local message ([`rmp_last_error`]).
+//!
+//! Every exported `unsafe` function states its contract in a `# Safety` section, and every
+//! `unsafe` block says why it holds in a `// SAFETY:` comment (checked by clippy).
 
-#![allow(clippy::missing_safety_doc)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod channel;
 pub mod contracts;
@@ -51,6 +54,10 @@ pub extern "C" fn rmp_abi_version() -> u32 {
     RMP_ABI_VERSION
 }
 
+/// # Safety
+///
+/// `buf` must be NULL or point to `cap` writable bytes that stay valid for the call; it
+/// must not overlap the library's own memory. Reads the calling thread's message only.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_last_error(buf: *mut u8, cap: usize) -> usize {
     std::panic::catch_unwind(|| error::copy_last_error(buf, cap)).unwrap_or(0)
@@ -69,6 +76,14 @@ pub extern "C" fn rmp_monotonic_ns() -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
+/// # Safety
+///
+/// `name`, `prefix` and `root` each must point to `*_len` readable bytes that stay valid
+/// for the call (NULL only when `*_len` is 0).
+///
+/// `out_node` must be NULL (rejected with RMP_ERR_INVALID_ARGUMENT) or point to a writable
+/// slot; on RMP_OK it receives a handle owned by the caller, freed with `rmp_node_destroy`
+/// after every channel of the node.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_node_create(
     name: *const u8,
@@ -91,6 +106,11 @@ pub unsafe extern "C" fn rmp_node_create(
     })
 }
 
+/// # Safety
+///
+/// `node` must be NULL or a handle from `rmp_node_create` not yet destroyed, whose channels
+/// are already destroyed; it is invalid afterwards. No other thread may use it during or
+/// after the call.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_node_destroy(node: *mut RmpNode) {
     if !node.is_null() {
@@ -99,6 +119,12 @@ pub unsafe extern "C" fn rmp_node_destroy(node: *mut RmpNode) {
     }
 }
 
+/// # Safety
+///
+/// `prefix` and `root` each must point to `*_len` readable bytes that stay valid for the
+/// call (NULL only when `*_len` is 0).
+///
+/// `out_cleaned` must be NULL or point to a writable `u64`.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_cleanup_dead_nodes(
     prefix: *const u8,
@@ -119,6 +145,19 @@ pub unsafe extern "C" fn rmp_cleanup_dead_nodes(
     })
 }
 
+/// # Safety
+///
+/// `node` must be NULL (rejected) or a live node handle returned by `rmp_node_create` and
+/// not yet destroyed.
+///
+/// `name` must point to `name_len` readable bytes that stay valid for the call (NULL only
+/// when `name_len` is 0).
+///
+/// `out_channel` must be NULL (rejected with RMP_ERR_INVALID_ARGUMENT) or point to a
+/// writable slot; the channel it receives must be destroyed before `node`.
+///
+/// Handles are not thread-safe: no other thread may use a handle passed here during the
+/// call.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_channel_open_or_create(
     node: *mut RmpNode,
@@ -145,6 +184,10 @@ pub unsafe extern "C" fn rmp_channel_open_or_create(
     })
 }
 
+/// # Safety
+///
+/// `channel` must be NULL or a handle from `rmp_channel_open_or_create` not yet destroyed,
+/// whose publishers and subscribers are already destroyed; it is invalid afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_channel_destroy(channel: *mut RmpChannel) {
     if !channel.is_null() {
@@ -153,6 +196,14 @@ pub unsafe extern "C" fn rmp_channel_destroy(channel: *mut RmpChannel) {
     }
 }
 
+/// # Safety
+///
+/// `path` must point to `path_len` readable bytes that stay valid for the call (NULL only
+/// when `path_len` is 0).
+///
+/// `out_waker` must be NULL (rejected with RMP_ERR_INVALID_ARGUMENT) or point to a writable
+/// slot; the waker it receives may be shared by the watcher threads of several
+/// publishers/subscribers and must outlive them.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_waker_create(
     path: *const u8,
@@ -174,6 +225,10 @@ pub unsafe extern "C" fn rmp_waker_create(
     })
 }
 
+/// # Safety
+///
+/// `waker` must be NULL (ignored) or a live handle from `rmp_waker_create`. May be called
+/// from any thread while the waker lives.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_waker_rearm(waker: *mut RmpWaker) {
     // SAFETY: NULL or a live waker handle.
@@ -182,6 +237,11 @@ pub unsafe extern "C" fn rmp_waker_rearm(waker: *mut RmpWaker) {
     }
 }
 
+/// # Safety
+///
+/// `waker` must be NULL or a handle from `rmp_waker_create` not yet destroyed; every
+/// publisher/subscriber created with it must already be destroyed. It is invalid
+/// afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_waker_destroy(waker: *mut RmpWaker) {
     if !waker.is_null() {
@@ -197,6 +257,17 @@ unsafe fn waker_arc(waker: *mut RmpWaker) -> Option<Arc<waker::Waker>> {
     unsafe { waker.as_ref() }.map(|w| w.inner.clone())
 }
 
+/// # Safety
+///
+/// `channel` must be NULL (rejected) or a live channel handle returned by
+/// `rmp_channel_open_or_create` and not yet destroyed; `waker` must be NULL or a live
+/// handle from `rmp_waker_create`.
+///
+/// `out_publisher` must be NULL (rejected with RMP_ERR_INVALID_ARGUMENT) or point to a
+/// writable slot; the publisher it receives must be destroyed before `channel` and `waker`.
+///
+/// Handles are not thread-safe: no other thread may use a handle passed here during the
+/// call.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_publisher_create(
     channel: *mut RmpChannel,
@@ -209,6 +280,7 @@ pub unsafe extern "C" fn rmp_publisher_create(
         out(out_publisher, "out")?;
         // SAFETY: live channel handle or NULL (rejected); waker NULL or live.
         let channel = unsafe { handle(channel, "channel") }?;
+        // SAFETY: waker is NULL or a live waker handle (the caller's contract).
         let waker = unsafe { waker_arc(waker) };
         let p = RmpPublisher::create(
             channel,
@@ -222,6 +294,17 @@ pub unsafe extern "C" fn rmp_publisher_create(
     })
 }
 
+/// # Safety
+///
+/// `publisher` must be NULL (rejected) or a live publisher handle returned by
+/// `rmp_publisher_create` and not yet destroyed.
+///
+/// `out_loan` and `out_ptr` must each be NULL (rejected) or point to a writable slot. On
+/// RMP_OK `*out_ptr` is valid for `len` bytes of writing until the loan is sent or
+/// discarded, which must happen before the publisher is destroyed.
+///
+/// Handles are not thread-safe: no other thread may use a handle passed here during the
+/// call.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_publisher_loan(
     publisher: *mut RmpPublisher,
@@ -249,6 +332,13 @@ pub unsafe extern "C" fn rmp_publisher_loan(
     })
 }
 
+/// # Safety
+///
+/// `loan` must be NULL (rejected) or a loan from `rmp_publisher_loan` not yet sent or
+/// discarded; it is consumed (even on error) and its pointer is invalid afterwards. Its
+/// publisher must still be alive and not in use by another thread.
+///
+/// `out_recipients` must be NULL or point to a writable `u64`.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_loan_send(loan: *mut RmpLoan, out_recipients: *mut u64) -> i32 {
     guard(|| {
@@ -266,6 +356,10 @@ pub unsafe extern "C" fn rmp_loan_send(loan: *mut RmpLoan, out_recipients: *mut 
     })
 }
 
+/// # Safety
+///
+/// `loan` must be NULL or a loan from `rmp_publisher_loan` not yet sent or discarded, whose
+/// publisher is still alive; it is invalid afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_loan_discard(loan: *mut RmpLoan) {
     if !loan.is_null() {
@@ -274,6 +368,13 @@ pub unsafe extern "C" fn rmp_loan_discard(loan: *mut RmpLoan) {
     }
 }
 
+/// # Safety
+///
+/// `publisher` must be NULL (rejected) or a live publisher handle returned by
+/// `rmp_publisher_create` and not yet destroyed.
+///
+/// Handles are not thread-safe: no other thread may use a handle passed here during the
+/// call.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_publisher_request_credit(publisher: *mut RmpPublisher) -> i32 {
     guard(|| {
@@ -284,6 +385,15 @@ pub unsafe extern "C" fn rmp_publisher_request_credit(publisher: *mut RmpPublish
     })
 }
 
+/// # Safety
+///
+/// `publisher` must be NULL (rejected) or a live publisher handle returned by
+/// `rmp_publisher_create` and not yet destroyed.
+///
+/// `out_count` must be NULL (rejected) or point to a writable `u64`.
+///
+/// Handles are not thread-safe: no other thread may use a handle passed here during the
+/// call.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_publisher_subscriber_count(
     publisher: *mut RmpPublisher,
@@ -299,6 +409,10 @@ pub unsafe extern "C" fn rmp_publisher_subscriber_count(
     })
 }
 
+/// # Safety
+///
+/// `publisher` must be NULL or a handle from `rmp_publisher_create` not yet destroyed, with
+/// no outstanding loan; it is invalid afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_publisher_destroy(publisher: *mut RmpPublisher) {
     if !publisher.is_null() {
@@ -307,6 +421,18 @@ pub unsafe extern "C" fn rmp_publisher_destroy(publisher: *mut RmpPublisher) {
     }
 }
 
+/// # Safety
+///
+/// `channel` must be NULL (rejected) or a live channel handle returned by
+/// `rmp_channel_open_or_create` and not yet destroyed; `waker` must be NULL or a live
+/// handle from `rmp_waker_create`.
+///
+/// `out_subscriber` must be NULL (rejected with RMP_ERR_INVALID_ARGUMENT) or point to a
+/// writable slot; the subscriber it receives must be destroyed before `channel` and
+/// `waker`.
+///
+/// Handles are not thread-safe: no other thread may use a handle passed here during the
+/// call.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_subscriber_create(
     channel: *mut RmpChannel,
@@ -317,6 +443,7 @@ pub unsafe extern "C" fn rmp_subscriber_create(
         out(out_subscriber, "out")?;
         // SAFETY: live channel handle or NULL (rejected); waker NULL or live.
         let channel = unsafe { handle(channel, "channel") }?;
+        // SAFETY: waker is NULL or a live waker handle (the caller's contract).
         let waker = unsafe { waker_arc(waker) };
         let s = RmpSubscriber::create(channel, waker)?;
         // SAFETY: checked non-NULL out slot.
@@ -325,6 +452,17 @@ pub unsafe extern "C" fn rmp_subscriber_create(
     })
 }
 
+/// # Safety
+///
+/// `subscriber` must be NULL (rejected) or a live subscriber handle returned by
+/// `rmp_subscriber_create` and not yet destroyed.
+///
+/// `out_sample`, `out_ptr` and `out_len` must each be NULL (rejected) or point to a
+/// writable slot. On RMP_OK `*out_ptr` is valid for `*out_len` bytes of reading until the
+/// sample is released, which must happen before the subscriber is destroyed.
+///
+/// Handles are not thread-safe: no other thread may use a handle passed here during the
+/// call.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_subscriber_receive(
     subscriber: *mut RmpSubscriber,
@@ -355,6 +493,10 @@ pub unsafe extern "C" fn rmp_subscriber_receive(
     })
 }
 
+/// # Safety
+///
+/// `sample` must be NULL or a sample from `rmp_subscriber_receive` not yet released, whose
+/// subscriber is still alive; it and its payload pointer are invalid afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_sample_release(sample: *mut RmpSample) {
     if !sample.is_null() {
@@ -363,6 +505,10 @@ pub unsafe extern "C" fn rmp_sample_release(sample: *mut RmpSample) {
     }
 }
 
+/// # Safety
+///
+/// `subscriber` must be NULL or a handle from `rmp_subscriber_create` not yet destroyed,
+/// with every sample released; it is invalid afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn rmp_subscriber_destroy(subscriber: *mut RmpSubscriber) {
     if !subscriber.is_null() {

@@ -15,9 +15,31 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ControlConnection"]
+from ._contracts import ExecutorMessage, RunnerMessage, ToRunnerShutdown, ToRunnerStats
 
-Message = dict[str, Any]
+__all__ = ["ControlConnection", "parse_executor_message"]
+
+
+def parse_executor_message(obj: Any) -> ExecutorMessage | None:
+    """Reads one parsed line from the executor as the message it is.
+
+    Args:
+        obj: The line's parsed JSON value.
+
+    Returns:
+        The typed message, or None when it is not one the runner knows (not
+        an object, an unknown ``type``, a ``stats`` without an integer ``id``).
+    """
+    if not isinstance(obj, dict):
+        return None
+    kind = obj.get("type")
+    if kind == "shutdown":
+        return ToRunnerShutdown(type="shutdown")
+    if kind == "stats":
+        ident = obj.get("id")
+        if isinstance(ident, int) and not isinstance(ident, bool):
+            return ToRunnerStats(type="stats", id=ident)
+    return None
 
 
 class ControlConnection:
@@ -26,7 +48,7 @@ class ControlConnection:
     Example::
 
         conn = ControlConnection.connect("/tmp/x/control.sock")
-        conn.send({"type": "hello", "node_id": "n", "pid": os.getpid()})
+        conn.send(ToExecutorHello(type="hello", node_id="n", pid=os.getpid()))
         conn.start_reader(on_message=print, on_eof=lambda: None)
     """
 
@@ -65,11 +87,11 @@ class ControlConnection:
         """True once a write failed (the executor is gone)."""
         return self._broken
 
-    def send(self, message: Message) -> bool:
+    def send(self, message: RunnerMessage) -> bool:
         """Writes one message as a line; thread-safe.
 
         Args:
-            message: A JSON-serializable object with a ``type``.
+            message: The message.
 
         Returns:
             False when the connection is gone (the message is dropped).
@@ -87,14 +109,15 @@ class ControlConnection:
 
     def start_reader(
         self,
-        on_message: Callable[[Message], None],
+        on_message: Callable[[ExecutorMessage], None],
         on_eof: Callable[[], None],
     ) -> None:
         """Starts the daemon thread reading the executor's messages.
 
         Args:
             on_message: Called (on the reader thread) with each valid message;
-                lines that are not JSON objects are ignored.
+                other lines (not JSON, or not a message the runner knows, see
+                :func:`parse_executor_message`) are ignored.
             on_eof: Called once when the socket reaches end of file or fails.
         """
 
@@ -116,10 +139,10 @@ class ControlConnection:
                         if not line.strip():
                             continue
                         try:
-                            message = json.loads(line)
+                            message = parse_executor_message(json.loads(line))
                         except ValueError:
                             continue
-                        if isinstance(message, dict):
+                        if message is not None:
                             on_message(message)
             finally:
                 on_eof()

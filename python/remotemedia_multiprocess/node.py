@@ -125,6 +125,19 @@ class MultiprocessNode:
         self._emit_sink: EmitSink | None = None
         self._allocate_sink: AllocateSink | None = None
 
+    def _attach(self, progress: ProgressSink, emit: EmitSink, allocate: AllocateSink) -> None:
+        """Connects the node to the runner hosting it. Internal to the runner
+        (``runner._Runner``): node code never calls it.
+
+        Args:
+            progress: Where :meth:`report_progress` goes.
+            emit: What :meth:`emit` calls.
+            allocate: What :meth:`allocate` calls.
+        """
+        self._progress_sink = progress
+        self._emit_sink = emit
+        self._allocate_sink = allocate
+
     async def initialize(self) -> None:
         """Loads models and other resources; runs once before any input.
 

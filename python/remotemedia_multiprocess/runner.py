@@ -46,8 +46,22 @@ from typing import Any
 
 import iceoryx2 as iox2
 
-from ._contracts import CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES
-from ._control import ControlConnection, Message
+from ._contracts import (
+    RUNNER_SPEC_DEFAULTS,
+    RUNNER_SPEC_VERSION,
+    ExecutorMessage,
+    RunnerMessage,
+    RunnerSpecDict,
+    ToExecutorBye,
+    ToExecutorHello,
+    ToExecutorInitError,
+    ToExecutorProcessError,
+    ToExecutorProgress,
+    ToExecutorReady,
+    ToExecutorStats,
+    ToExecutorStatus,
+)
+from ._control import ControlConnection
 from ._iox import IoxEnv, hold_isolation
 from .channel import Channel, Publisher, Subscriber
 from .errors import WireFormatError
@@ -73,9 +87,25 @@ even when the node does not return (the protocol bound is 2 s)."""
 log = logging.getLogger("remotemedia.runner")
 
 
+_OPEN_MAX_SUBSCRIBERS = 1
+"""The subscriber count the runner asks for when it opens a channel and the
+spec leaves ``max_subscribers`` out. It overrides the contract's default (the
+executor's creation limit): the executor creates every channel first, with
+its own limit, and opening needs only a limit at least this large, so 1 opens
+whatever the executor chose."""
+
+_SPEC_DEFAULTS: dict[str, Any] = {
+    **RUNNER_SPEC_DEFAULTS,
+    "version": RUNNER_SPEC_VERSION,
+    "max_subscribers": _OPEN_MAX_SUBSCRIBERS,
+}
+"""The defaults of :class:`NodeSpec` (the contract's, see above)."""
+
+
 @dataclass(frozen=True)
 class NodeSpec:
-    """The spec file the executor writes for one runner."""
+    """The spec file the executor writes for one runner (``RunnerSpecDict``:
+    the same fields, the defaults of ``RUNNER_SPEC_DEFAULTS``)."""
 
     node_id: str
     node_type: str
@@ -88,16 +118,15 @@ class NodeSpec:
     control_socket: str
     inputs: dict[str, list[str]]
     outputs: dict[str, str]
-    channel_capacity: int = 8
-    max_payload_bytes: int = CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES
-    publish_timeout_secs: float = 10.0
-    max_subscribers: int = 1
-    """The subscriber count the runner asks for when it opens a channel. The
-    executor creates every channel first, with its own limit; opening needs
-    only a limit at least this large, so 1 opens whatever the executor chose."""
+    channel_capacity: int = _SPEC_DEFAULTS["channel_capacity"]
+    max_payload_bytes: int = _SPEC_DEFAULTS["max_payload_bytes"]
+    publish_timeout_secs: float = _SPEC_DEFAULTS["publish_timeout_secs"]
+    max_subscribers: int = _SPEC_DEFAULTS["max_subscribers"]
+    """See ``_OPEN_MAX_SUBSCRIBERS``."""
+    version: int = _SPEC_DEFAULTS["version"]
 
     @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> NodeSpec:
+    def from_json(cls, obj: RunnerSpecDict | Mapping[str, Any]) -> NodeSpec:
         """Reads a parsed spec file.
 
         Args:
@@ -109,8 +138,13 @@ class NodeSpec:
         Raises:
             ValueError: On a missing field or an unsupported version.
         """
-        if obj.get("version", 1) != 1:
+        version = obj.get("version", RUNNER_SPEC_VERSION)
+        if version != RUNNER_SPEC_VERSION:
             raise ValueError(f"unsupported runner spec version {obj.get('version')!r}")
+
+        def default(name: str) -> Any:
+            return obj.get(name, _SPEC_DEFAULTS[name])
+
         try:
             inputs = {str(p): [str(c) for c in chans] for p, chans in obj["inputs"].items()}
             outputs = {str(p): str(c) for p, c in obj["outputs"].items()}
@@ -126,12 +160,11 @@ class NodeSpec:
                 control_socket=str(obj["control_socket"]),
                 inputs=inputs,
                 outputs=outputs,
-                channel_capacity=int(obj.get("channel_capacity", 8)),
-                max_payload_bytes=int(
-                    obj.get("max_payload_bytes", CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES)
-                ),
-                publish_timeout_secs=float(obj.get("publish_timeout_secs", 10)),
-                max_subscribers=int(obj.get("max_subscribers", 1)),
+                channel_capacity=int(default("channel_capacity")),
+                max_payload_bytes=int(default("max_payload_bytes")),
+                publish_timeout_secs=float(default("publish_timeout_secs")),
+                max_subscribers=int(default("max_subscribers")),
+                version=int(version),
             )
         except KeyError as e:
             raise ValueError(f"runner spec is missing {e.args[0]!r}") from None
@@ -355,10 +388,16 @@ class _Runner:
         self._status_kick = threading.Event()
         self._status_thread: threading.Thread | None = None
         self._watchdog: threading.Timer | None = None
+        # The WaitSet of _wait (built by _build_waitset once the channels are
+        # open): the wake pipe's attachment and one per subscriber.
+        self.waitset: Any = None
+        self.wake_fd: Any = None
+        self.wake_guard: Any = None
+        self.waitset_guards: list[tuple[Any, Subscriber]] = []
 
     # -- control ---------------------------------------------------------
 
-    def send(self, message: Message) -> None:
+    def send(self, message: RunnerMessage) -> None:
         if self.control is not None:
             self.control.send(message)
 
@@ -382,20 +421,19 @@ class _Runner:
                 self.loop.call_soon_threadsafe(task.cancel)
         self._wake()
 
-    def _on_control(self, message: Message) -> None:
-        kind = message.get("type")
-        if kind == "shutdown":
+    def _on_control(self, message: ExecutorMessage) -> None:
+        if message["type"] == "shutdown":
             self.request_stop(bounded=False)
-        elif kind == "stats":
+        elif message["type"] == "stats":
             self.send(
-                {
-                    "type": "stats",
-                    "id": message.get("id"),
-                    "received": self.received,
-                    "sent": self.sent,
-                    "bytes_in": self.bytes_in,
-                    "bytes_out": self.bytes_out,
-                }
+                ToExecutorStats(
+                    type="stats",
+                    id=message["id"],
+                    received=self.received,
+                    sent=self.sent,
+                    bytes_in=self.bytes_in,
+                    bytes_out=self.bytes_out,
+                )
             )
 
     def _on_eof(self) -> None:
@@ -405,13 +443,13 @@ class _Runner:
         self.request_stop(bounded=True)
 
     def _progress(self, fraction: float | None, message: str) -> None:
-        self.send({"type": "progress", "fraction": fraction, "message": message})
+        self.send(ToExecutorProgress(type="progress", fraction=fraction, message=message))
 
     # -- start -----------------------------------------------------------
 
     def _init_error(self, error: str, tb: str) -> int:
         self._close_channels()
-        self.send({"type": "init_error", "error": error, "traceback": tb})
+        self.send(ToExecutorInitError(type="init_error", error=error, traceback=tb))
         text = f"init error: {error}\n{tb}" if tb else f"init error: {error}"
         print(text, file=sys.stderr, end="" if text.endswith("\n") else "\n")
         return 1
@@ -462,7 +500,7 @@ class _Runner:
                 file=sys.stderr,
             )
             return 1
-        self.send({"type": "hello", "node_id": spec.node_id, "pid": os.getpid()})
+        self.send(ToExecutorHello(type="hello", node_id=spec.node_id, pid=os.getpid()))
         self.control.start_reader(self._on_control, self._on_eof)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
@@ -487,9 +525,7 @@ class _Runner:
                 )
             self.node_cls = cls
             node = cls(spec.node_id, spec.config)
-            node._progress_sink = self._progress
-            node._emit_sink = self._emit
-            node._allocate_sink = self._allocate
+            node._attach(progress=self._progress, emit=self._emit, allocate=self._allocate)
             self.node = node
             self._open_channels()
             self._build_waitset()
@@ -512,7 +548,7 @@ class _Runner:
             self._init_task = None
 
         if not self.stop_requested.is_set():
-            self.send({"type": "ready"})
+            self.send(ToExecutorReady(type="ready"))
             self._serve()
         return self._stop()
 
@@ -524,20 +560,21 @@ class _Runner:
             with contextlib.suppress(BaseException):
                 traceback.print_exc()
         self._status(False)
-        self.send({"type": "bye"})
+        self.send(ToExecutorBye(type="bye"))
         self._close_channels()
         return 0
 
     def _close_channels(self) -> None:
         # Ports closed now leave their services at once: a subscriber that
         # lingered until dead-node cleanup would hold its publisher's credits.
-        guards = [g for g, _ in getattr(self, "waitset_guards", [])]
-        if hasattr(self, "wake_guard"):
+        guards = [g for g, _ in self.waitset_guards]
+        if self.wake_guard is not None:
             guards.append(self.wake_guard)
         for guard in guards:
             with contextlib.suppress(Exception):
                 guard.delete()
         self.waitset_guards = []
+        self.wake_guard = None
         for _, sub in self.subscribers:
             with contextlib.suppress(Exception):
                 sub.close()
@@ -558,13 +595,14 @@ class _Runner:
         )
         self.wake_fd = iox2.FileDescriptor.non_owning_new(self.wake_r)
         self.wake_guard = self.waitset.attach_notification_fd(self.wake_fd)
-        self.waitset_guards: list[tuple[Any, Subscriber]] = []
+        self.waitset_guards = []
         for _, sub in self.subscribers:
             guard = self.waitset.attach_notification(sub.listener)
             self.waitset_guards.append((guard, sub))
 
     def _wait(self) -> None:
         """Blocks (GIL released) until input, a control message or a signal."""
+        assert self.waitset is not None
         ids, _result = self.waitset.wait_and_process()
         for attachment in ids:
             if attachment.has_event_from(self.wake_guard):
@@ -617,7 +655,7 @@ class _Runner:
                 if now - self._last_status >= _STATUS_INTERVAL:
                     self._last_status = now
                     self._status_open = True
-                    self.send({"type": "status", "state": "processing"})
+                    self.send(ToExecutorStatus(type="status", state="processing"))
                 else:
                     if self._status_thread is None:
                         self._status_thread = threading.Thread(
@@ -627,7 +665,7 @@ class _Runner:
                     self._status_kick.set()
             elif self._status_open:
                 self._status_open = False
-                self.send({"type": "status", "state": "ready"})
+                self.send(ToExecutorStatus(type="status", state="ready"))
 
     def _late_status(self) -> None:
         while True:
@@ -640,7 +678,7 @@ class _Runner:
                 if self._busy and not self._status_open:
                     self._last_status = time.monotonic()
                     self._status_open = True
-                    self.send({"type": "status", "state": "processing"})
+                    self.send(ToExecutorStatus(type="status", state="processing"))
 
     def _handle(self, port: str, rd: RuntimeData) -> None:
         assert self.node is not None
@@ -665,11 +703,11 @@ class _Runner:
 
     def _send_process_error(self, e: BaseException, context: str = "") -> None:
         self.send(
-            {
-                "type": "process_error",
-                "error": f"{context}{type(e).__name__}: {e}",
-                "traceback": _node_traceback(e),
-            }
+            ToExecutorProcessError(
+                type="process_error",
+                error=f"{context}{type(e).__name__}: {e}",
+                traceback=_node_traceback(e),
+            )
         )
 
     def _deliver(self, result: Any) -> None:
@@ -862,8 +900,8 @@ def _report_unreadable_spec(raw: Any, message: str) -> None:
     except OSError:
         return
     try:
-        conn.send({"type": "hello", "node_id": node_id, "pid": os.getpid()})
-        conn.send({"type": "init_error", "error": message, "traceback": ""})
+        conn.send(ToExecutorHello(type="hello", node_id=node_id, pid=os.getpid()))
+        conn.send(ToExecutorInitError(type="init_error", error=message, traceback=""))
     finally:
         conn.close()
 

@@ -872,136 +872,170 @@ class RuntimeData:
             'hi'
         """
         mv = _byte_view(buf)
-        size = len(mv)
-        if size < HEADER_LEN:
-            raise _fail("too_short", f"sample has {size} bytes, the header needs {HEADER_LEN}")
-        (
-            magic,
-            version,
-            type_code,
-            _flags,
-            header_len,
-            _reserved,
-            payload_len,
-            sequence,
-            session,
-            timestamp_ns,
-        ) = _COMMON.unpack_from(mv, 0)
-        if magic != MAGIC:
-            raise _fail("bad_magic", f"magic is 0x{magic:08x}, expected 0x{MAGIC:08x}")
-        if version != WIRE_VERSION:
-            raise _fail("bad_version", f"version is {version}, expected {WIRE_VERSION}")
-        if header_len != HEADER_LEN:
-            raise _fail("bad_header_len", f"header_len is {header_len}, expected {HEADER_LEN}")
-        n = size - HEADER_LEN
-        if payload_len != n:
-            raise _fail(
-                "length_mismatch",
-                f"header_len + payload_len = {HEADER_LEN + payload_len}, sample has {size} bytes",
-            )
-        kind = _KINDS.get(type_code)
-        if kind is None:
-            raise _fail("unknown_type", f"type is {type_code}, expected 1..6")
-
+        kind, sequence, session, timestamp_ns = _decode_header(mv)
         rd = cls.__new__(cls)
-        rd.kind = kind
-        rd.sequence = sequence
-        rd.session_id = session
-        rd.timestamp_ns = timestamp_ns
-        rd.port = None
-        rd.sample_rate = rd.channels = rd.width = rd.height = None
-        rd.sample_format = rd.pixel_format = rd.language = rd.dtype = None
-        rd.shape = None
-        rd.frame_number = 0
-        rd.fps = (0, 0)
-        rd._text = None
-        rd._value = None
-        rd._lease = None
-
-        if kind == "audio":
-            rate, channels, fmt_code = struct.unpack_from("<IHB", mv, 56)
-            fmt = _SAMPLE_FORMATS.get(fmt_code)
-            if fmt is None:
-                raise _fail("bad_metadata", f"unknown sample format {fmt_code}")
-            if rate == 0:
-                raise _fail("bad_metadata", "sample rate is 0")
-            if channels == 0:
-                raise _fail("bad_metadata", "channel count is 0")
-            dtype = _SAMPLE_DTYPES[fmt]
-            frame = channels * dtype.itemsize
-            if n % frame:
-                raise _fail(
-                    "bad_metadata",
-                    f"payload length {n} is not a multiple of channels * sample size ({frame})",
-                )
-            rd.sample_rate, rd.channels, rd.sample_format = rate, channels, fmt
-            rd.payload = _view(mv, dtype, n // dtype.itemsize, (n // frame, channels))
-        elif kind == "video":
-            width, height, pf_code = struct.unpack_from("<IIB", mv, 56)
-            frame_number, fps_num, fps_den = struct.unpack_from("<QII", mv, 72)
-            pf = _PIXEL_FORMATS.get(pf_code)
-            if pf is None:
-                raise _fail("bad_metadata", f"unknown pixel format {pf_code}")
-            if width == 0 or height == 0:
-                raise _fail("bad_metadata", f"size {width}x{height} has a zero side")
-            want = _video_length(width, height, pf)
-            if want != n:
-                raise _fail(
-                    "bad_metadata",
-                    f"{pf} {width}x{height} needs {want} bytes, payload has {n}",
-                )
-            rd.width, rd.height, rd.pixel_format = width, height, pf
-            rd.frame_number, rd.fps = frame_number, (fps_num, fps_den)
-            rd.payload = _view(mv, _U1, n, _video_shape(width, height, pf))
-        elif kind == "text":
-            raw = bytes(mv[_LANGUAGE_OFFSET : _LANGUAGE_OFFSET + _LANGUAGE_MAX])
-            end = raw.find(b"\0")
-            tag = raw if end < 0 else raw[:end]
-            if not tag.isascii():
-                raise _fail("bad_metadata", f"language tag bytes {tag.hex()} are not ASCII")
-            rd.language = tag.decode("ascii") or None
-            payload = mv[HEADER_LEN:]
-            try:
-                rd._text = str(payload, "utf-8")
-            except UnicodeDecodeError as e:
-                raise _fail("bad_metadata", f"text is not valid UTF-8 ({e.reason})") from e
-            rd.payload = payload
-        elif kind == "tensor":
-            dtype_code, ndim = struct.unpack_from("<BB", mv, 56)
-            name = _DTYPES.get(dtype_code)
-            if name is None:
-                raise _fail("bad_metadata", f"unknown dtype {dtype_code}")
-            if ndim > _MAX_NDIM:
-                raise _fail("bad_metadata", f"ndim {ndim} is more than {_MAX_NDIM}")
-            shape = struct.unpack_from(f"<{ndim}Q", mv, 64)
-            count = 1
-            for d in shape:
-                count *= d  # exact: Python ints do not wrap
-            dtype = _WIRE_DTYPES[name]
-            if count * dtype.itemsize != n:
-                raise _fail(
-                    "bad_metadata",
-                    f"{name} shape {list(shape)} needs {count * dtype.itemsize} bytes, payload has {n}",
-                )
-            if any(d > _SAFE_INT_MAX for d in shape):
-                raise _fail("bad_metadata", "shape entry above 2^53-1")
-            rd.dtype, rd.shape = name, tuple(shape)
-            rd.payload = _view(mv, dtype, count, tuple(shape))
-        elif kind == "json":
-            payload = mv[HEADER_LEN:]
-            try:
-                text = str(payload, "utf-8")
-                rd._value = _parse_json(text)
-            except (UnicodeDecodeError, ValueError) as e:
-                raise _fail("bad_metadata", f"payload is not UTF-8 JSON ({e})") from e
-            rd._text = text
-            rd.payload = payload
-        else:
-            rd.payload = mv[HEADER_LEN:]
-
+        _init_decoded(rd, kind, sequence, session, timestamp_ns)
+        _DECODERS[kind](rd, mv, len(mv) - HEADER_LEN)
         if owner is not None or on_release is not None:
             rd._lease = _Lease(owner, on_release)
         return rd
+
+
+def _decode_header(mv: memoryview) -> tuple[Kind, int, bytes, int]:
+    """Checks the common header (``too_short`` to ``unknown_type``, in
+    order); returns the kind, sequence, session id and timestamp."""
+    size = len(mv)
+    if size < HEADER_LEN:
+        raise _fail("too_short", f"sample has {size} bytes, the header needs {HEADER_LEN}")
+    (
+        magic,
+        version,
+        type_code,
+        _flags,
+        header_len,
+        _reserved,
+        payload_len,
+        sequence,
+        session,
+        timestamp_ns,
+    ) = _COMMON.unpack_from(mv, 0)
+    if magic != MAGIC:
+        raise _fail("bad_magic", f"magic is 0x{magic:08x}, expected 0x{MAGIC:08x}")
+    if version != WIRE_VERSION:
+        raise _fail("bad_version", f"version is {version}, expected {WIRE_VERSION}")
+    if header_len != HEADER_LEN:
+        raise _fail("bad_header_len", f"header_len is {header_len}, expected {HEADER_LEN}")
+    if payload_len != size - HEADER_LEN:
+        raise _fail(
+            "length_mismatch",
+            f"header_len + payload_len = {HEADER_LEN + payload_len}, sample has {size} bytes",
+        )
+    kind = _KINDS.get(type_code)
+    if kind is None:
+        raise _fail("unknown_type", f"type is {type_code}, expected 1..6")
+    return kind, sequence, session, timestamp_ns
+
+
+def _init_decoded(
+    rd: RuntimeData, kind: Kind, sequence: int, session: bytes, timestamp_ns: int
+) -> None:
+    """Sets every attribute of a message built without ``__init__``."""
+    rd.kind = kind
+    rd.sequence = sequence
+    rd.session_id = session
+    rd.timestamp_ns = timestamp_ns
+    rd.port = None
+    rd.sample_rate = rd.channels = rd.width = rd.height = None
+    rd.sample_format = rd.pixel_format = rd.language = rd.dtype = None
+    rd.shape = None
+    rd.frame_number = 0
+    rd.fps = (0, 0)
+    rd._text = None
+    rd._value = None
+    rd._lease = None
+
+
+def _decode_audio(rd: RuntimeData, mv: memoryview, n: int) -> None:
+    rate, channels, fmt_code = struct.unpack_from("<IHB", mv, 56)
+    fmt = _SAMPLE_FORMATS.get(fmt_code)
+    if fmt is None:
+        raise _fail("bad_metadata", f"unknown sample format {fmt_code}")
+    if rate == 0:
+        raise _fail("bad_metadata", "sample rate is 0")
+    if channels == 0:
+        raise _fail("bad_metadata", "channel count is 0")
+    dtype = _SAMPLE_DTYPES[fmt]
+    frame = channels * dtype.itemsize
+    if n % frame:
+        raise _fail(
+            "bad_metadata",
+            f"payload length {n} is not a multiple of channels * sample size ({frame})",
+        )
+    rd.sample_rate, rd.channels, rd.sample_format = rate, channels, fmt
+    rd.payload = _view(mv, dtype, n // dtype.itemsize, (n // frame, channels))
+
+
+def _decode_video(rd: RuntimeData, mv: memoryview, n: int) -> None:
+    width, height, pf_code = struct.unpack_from("<IIB", mv, 56)
+    frame_number, fps_num, fps_den = struct.unpack_from("<QII", mv, 72)
+    pf = _PIXEL_FORMATS.get(pf_code)
+    if pf is None:
+        raise _fail("bad_metadata", f"unknown pixel format {pf_code}")
+    if width == 0 or height == 0:
+        raise _fail("bad_metadata", f"size {width}x{height} has a zero side")
+    want = _video_length(width, height, pf)
+    if want != n:
+        raise _fail(
+            "bad_metadata",
+            f"{pf} {width}x{height} needs {want} bytes, payload has {n}",
+        )
+    rd.width, rd.height, rd.pixel_format = width, height, pf
+    rd.frame_number, rd.fps = frame_number, (fps_num, fps_den)
+    rd.payload = _view(mv, _U1, n, _video_shape(width, height, pf))
+
+
+def _decode_text(rd: RuntimeData, mv: memoryview, _n: int) -> None:
+    raw = bytes(mv[_LANGUAGE_OFFSET : _LANGUAGE_OFFSET + _LANGUAGE_MAX])
+    end = raw.find(b"\0")
+    tag = raw if end < 0 else raw[:end]
+    if not tag.isascii():
+        raise _fail("bad_metadata", f"language tag bytes {tag.hex()} are not ASCII")
+    rd.language = tag.decode("ascii") or None
+    payload = mv[HEADER_LEN:]
+    try:
+        rd._text = str(payload, "utf-8")
+    except UnicodeDecodeError as e:
+        raise _fail("bad_metadata", f"text is not valid UTF-8 ({e.reason})") from e
+    rd.payload = payload
+
+
+def _decode_tensor(rd: RuntimeData, mv: memoryview, n: int) -> None:
+    dtype_code, ndim = struct.unpack_from("<BB", mv, 56)
+    name = _DTYPES.get(dtype_code)
+    if name is None:
+        raise _fail("bad_metadata", f"unknown dtype {dtype_code}")
+    if ndim > _MAX_NDIM:
+        raise _fail("bad_metadata", f"ndim {ndim} is more than {_MAX_NDIM}")
+    shape = struct.unpack_from(f"<{ndim}Q", mv, 64)
+    count = 1
+    for d in shape:
+        count *= d  # exact: Python ints do not wrap
+    dtype = _WIRE_DTYPES[name]
+    if count * dtype.itemsize != n:
+        raise _fail(
+            "bad_metadata",
+            f"{name} shape {list(shape)} needs {count * dtype.itemsize} bytes, payload has {n}",
+        )
+    if any(d > _SAFE_INT_MAX for d in shape):
+        raise _fail("bad_metadata", "shape entry above 2^53-1")
+    rd.dtype, rd.shape = name, tuple(shape)
+    rd.payload = _view(mv, dtype, count, tuple(shape))
+
+
+def _decode_json(rd: RuntimeData, mv: memoryview, _n: int) -> None:
+    payload = mv[HEADER_LEN:]
+    try:
+        text = str(payload, "utf-8")
+        rd._value = _parse_json(text)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise _fail("bad_metadata", f"payload is not UTF-8 JSON ({e})") from e
+    rd._text = text
+    rd.payload = payload
+
+
+def _decode_binary(rd: RuntimeData, mv: memoryview, _n: int) -> None:
+    rd.payload = mv[HEADER_LEN:]
+
+
+_DECODERS: dict[Kind, Callable[[RuntimeData, memoryview, int], None]] = {
+    "audio": _decode_audio,
+    "video": _decode_video,
+    "text": _decode_text,
+    "tensor": _decode_tensor,
+    "json": _decode_json,
+    "binary": _decode_binary,
+}
+"""The payload and metadata checks of each kind (``bad_metadata``)."""
 
 
 def _reject_constant(name: str) -> Any:

@@ -788,3 +788,28 @@ def test_describe_import_errors_lists_every_module() -> None:
         "(not found in the module folders or on the Python path)\n"
         f"Module folders searched: {NODES_DIR}, then the Python path."
     )
+
+
+def test_node_spec_fields_match_contract() -> None:
+    import dataclasses
+
+    from remotemedia_multiprocess._contracts import RUNNER_SPEC_DEFAULTS, RunnerSpecDict
+    from remotemedia_multiprocess.runner import NodeSpec
+
+    fields = {f.name: f for f in dataclasses.fields(NodeSpec)}
+    assert set(fields) == set(RunnerSpecDict.__annotations__)
+    # Every contract default is a dataclass default (max_subscribers is the
+    # runner's opening limit, documented in runner.py).
+    for name, value in RUNNER_SPEC_DEFAULTS.items():
+        if name != "max_subscribers":
+            assert fields[name].default == value, name
+
+
+def test_executor_messages_are_parsed() -> None:
+    from remotemedia_multiprocess._control import parse_executor_message
+
+    assert parse_executor_message({"type": "shutdown", "x": 1}) == {"type": "shutdown"}
+    assert parse_executor_message({"type": "stats", "id": 3}) == {"type": "stats", "id": 3}
+    assert parse_executor_message({"type": "stats"}) is None
+    assert parse_executor_message({"type": "nope"}) is None
+    assert parse_executor_message([1]) is None
