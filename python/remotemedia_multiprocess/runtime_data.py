@@ -23,12 +23,22 @@ import json as _json
 import struct
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import numpy as np
 import numpy.typing as npt
 
-from ._contracts import WIRE_HEADER_LEN, WIRE_MAGIC, WIRE_MAX_NDIM
+from ._contracts import (
+    WIRE_AUDIO_FORMATS,
+    WIRE_DTYPES,
+    WIRE_HEADER_LEN,
+    WIRE_LANGUAGE_MAX,
+    WIRE_MAGIC,
+    WIRE_MAX_NDIM,
+    WIRE_OFFSETS,
+    WIRE_PIXEL_FORMATS,
+    WIRE_TYPES,
+)
 from ._contracts import WIRE_VERSION as _WIRE_VERSION
 from .errors import WireFormatError, WireFormatReason
 
@@ -57,62 +67,28 @@ _U64_MAX = (1 << 64) - 1
 _U32_MAX = (1 << 32) - 1
 _SAFE_INT_MAX = (1 << 53) - 1  # shape entries stay exact in the TS codec too
 _MAX_NDIM = WIRE_MAX_NDIM
-_LANGUAGE_OFFSET = 56
-_LANGUAGE_MAX = 16
+_LANGUAGE_OFFSET = WIRE_OFFSETS["text_language"]
+_LANGUAGE_MAX = WIRE_LANGUAGE_MAX
 
 # magic, version, type, flags, header_len, reserved, payload_len, sequence,
 # session_id, timestamp_ns: the first 56 bytes.
 _COMMON = struct.Struct("<IHBBIIQQ16sQ")
 
-_KIND_CODES: dict[str, int] = {
-    "audio": 1,
-    "video": 2,
-    "text": 3,
-    "tensor": 4,
-    "json": 5,
-    "binary": 6,
-}
-_KINDS: dict[int, Kind] = {
-    1: "audio",
-    2: "video",
-    3: "text",
-    4: "tensor",
-    5: "json",
-    6: "binary",
-}
+_KIND_CODES: dict[str, int] = dict(WIRE_TYPES)
+_KINDS: dict[int, Kind] = {code: cast("Kind", kind) for kind, code in WIRE_TYPES.items()}
 
-_SAMPLE_FORMATS: dict[int, str] = {1: "f32", 2: "i16"}
-_SAMPLE_FORMAT_CODES: dict[str, int] = {"f32": 1, "i16": 2}
+_SAMPLE_FORMAT_CODES: dict[str, int] = dict(WIRE_AUDIO_FORMATS)
+_SAMPLE_FORMATS: dict[int, str] = {v: k for k, v in WIRE_AUDIO_FORMATS.items()}
 _SAMPLE_DTYPES: dict[str, np.dtype[Any]] = {
     "f32": np.dtype("<f4"),
     "i16": np.dtype("<i2"),
 }
 
-_PIXEL_FORMATS: dict[int, str] = {
-    1: "rgb24",
-    2: "bgr24",
-    3: "rgba32",
-    4: "gray8",
-    5: "yuv420p",
-    6: "nv12",
-}
+_PIXEL_FORMATS: dict[int, str] = {v: k for k, v in WIRE_PIXEL_FORMATS.items()}
 _PIXEL_FORMAT_CODES: dict[str, int] = {v: k for k, v in _PIXEL_FORMATS.items()}
 _PACKED_CHANNELS: dict[str, int] = {"rgb24": 3, "bgr24": 3, "rgba32": 4}
 
-_DTYPES: dict[int, str] = {
-    1: "float32",
-    2: "float64",
-    3: "int8",
-    4: "int16",
-    5: "int32",
-    6: "int64",
-    7: "uint8",
-    8: "uint16",
-    9: "uint32",
-    10: "uint64",
-    11: "float16",
-    12: "bool",
-}
+_DTYPES: dict[int, str] = {v: k for k, v in WIRE_DTYPES.items()}
 _DTYPE_CODES: dict[str, int] = {v: k for k, v in _DTYPES.items()}
 _WIRE_DTYPES: dict[str, np.dtype[Any]] = {
     "float32": np.dtype("<f4"),
