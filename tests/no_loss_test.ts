@@ -10,6 +10,7 @@
  */
 import { crc32 } from "node:zlib";
 import { assert, assertEquals } from "./support/assert.ts";
+import { rng } from "./support/random.ts";
 import { ChannelContext } from "../data/channel/mod.ts";
 import { isolationEnv } from "../data/isolation.ts";
 import { MultiprocessExecutor } from "../control/executor.ts";
@@ -219,18 +220,6 @@ function lineReader(stream: ReadableStream<Uint8Array>): () => Promise<string> {
 }
 
 // ------------------------------------------------------------- randomized
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Rerun with the seed a failure printed; else a new one every run. */
 const SEED = Number(

@@ -1,4 +1,5 @@
 import { assertThrows } from "./support/assert.ts";
+import { rng } from "./support/random.ts";
 import assert from "node:assert/strict";
 import { WireFormatError, type WireFormatReason } from "../errors.ts";
 import {
@@ -637,18 +638,6 @@ Deno.test("shared test vectors: decode, compare fields, re-encode byte-equal", a
   }
   assert.equal(reasons.size, 7, [...reasons].join());
 });
-
-/** A small deterministic PRNG (mulberry32), so a failure is reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test("fuzz: random, truncated and mutated inputs give a RuntimeData or a WireFormatError", async () => {
   const rand = rng(0x5eed);
