@@ -9,10 +9,33 @@ import { decode, type RuntimeData } from "../runtime_data/mod.ts";
 import type { Pointer } from "./_shared.ts";
 import type { Subscriber } from "./subscriber.ts";
 
-/** Keeps a sample alive while its bytes, its data or their payload view are
- * reachable, so the garbage-collection backstop never frees a chunk that is
- * still viewed (docs of {@linkcode Sample}). */
-const owners = new WeakMap<object, Sample>();
+/** Returns the object it is given, so a subclass can add a private field to
+ * any object (the "private field stamp" pattern). */
+class Stampable {
+  constructor(target: object) {
+    return target;
+  }
+}
+
+/**
+ * Makes a payload view keep the sample's `bytes` reachable, so the
+ * garbage-collection backstop (registered on `bytes`) never frees a chunk
+ * that is still viewed. A private field, unlike a `WeakMap` entry, costs the
+ * collector nothing and, unlike a property, is invisible to `Object.keys`,
+ * `JSON.stringify` and deep equality.
+ */
+class KeepAlive extends Stampable {
+  #owner: Uint8Array;
+  private constructor(view: object, owner: Uint8Array) {
+    super(view);
+    this.#owner = owner;
+  }
+
+  static attach(view: object, owner: Uint8Array): void {
+    if (#owner in view) (view as KeepAlive).#owner = owner;
+    else new KeepAlive(view, owner);
+  }
+}
 
 /** The typed array that holds the payload of a decoded message. */
 function payloadField(data: RuntimeData): object {
@@ -37,7 +60,8 @@ function payloadField(data: RuntimeData): object {
  * substitute for `release()` or `using`). Its `bytes`, its `data` and the
  * payload view of `data` keep it alive while any of them is reachable; a
  * view derived from them (`subarray()`, a new typed array over the same
- * memory) does not, so keep the sample while you use one.
+ * memory) does not, so keep the sample while you use one. Closing the
+ * subscriber releases its samples.
  *
  * @example
  * ```ts
@@ -64,7 +88,6 @@ export class Sample implements Disposable {
     this.#subscriber = subscriber;
     this.#handle = handle;
     this.#bytes = bytes;
-    owners.set(bytes, this);
   }
 
   /** The raw message (header and payload) in shared memory. */
@@ -81,8 +104,8 @@ export class Sample implements Disposable {
     this.#assertHeld();
     if (this.#data === undefined) {
       const data = decode(this.#bytes);
-      owners.set(data, this);
-      owners.set(payloadField(data), this);
+      // `data` holds its payload view, which now holds `bytes`.
+      KeepAlive.attach(payloadField(data), this.#bytes);
       this.#data = data;
     }
     return this.#data;
@@ -90,11 +113,11 @@ export class Sample implements Disposable {
 
   /** True until released. */
   get held(): boolean {
-    return this.#handle !== null;
+    return this.#handle !== null && this.#subscriber.holds(this.#handle);
   }
 
   #assertHeld(): void {
-    if (!this.#handle) {
+    if (!this.held) {
       throw new ChannelError(
         "the sample was released: its memory may already be reused",
       );

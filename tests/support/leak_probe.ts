@@ -55,6 +55,25 @@ data = null;
 await settle();
 result.heldAfterDataDropped = sub.stats.held;
 
+// The payload view alone, or the bytes alone, keep the sample alive too.
+await pub.publish(binary(new Uint8Array([6])));
+let payload: Uint8Array | null =
+  ((await sub.receive({ timeoutMs: 2000 }))!.data as BinaryData).data;
+await settle();
+result.heldWhilePayloadReachable = sub.stats.held;
+result.payloadAfterGc = payload[0];
+payload = null;
+await settle();
+result.heldAfterPayloadDropped = sub.stats.held;
+await pub.publish(binary(new Uint8Array([7])));
+let bytes: Uint8Array | null = (await sub.receive({ timeoutMs: 2000 }))!.bytes;
+await settle();
+result.heldWhileBytesReachable = sub.stats.held;
+result.bytesAfterGc = bytes.length > 128;
+bytes = null;
+await settle();
+result.heldAfterBytesDropped = sub.stats.held;
+
 // Released explicitly, then collected: released once only.
 for (let i = 0; i < 3; i++) {
   await pub.publish(binary(new Uint8Array([4])));
