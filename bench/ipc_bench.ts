@@ -12,12 +12,14 @@ const channel = ctx.channel("bench", { capacity: 4, maxSubscribers: 1 });
 const pub = channel.publisher();
 const sub = channel.subscriber();
 
-function hop(size: number): void {
+function hop(size: number, decode = false): void {
   const buf = pub.loan(HEADER_LENGTH + size);
   writeHeader(buf, { kind: "binary", payloadLength: size });
   pub.send();
   const sample = sub.tryReceive();
   if (!sample) throw new Error("sample not delivered");
+  // What a session's receive loop does: decode the header in place.
+  if (decode && sample.data.kind !== "binary") throw new Error("wrong kind");
   sample.release();
 }
 
@@ -30,6 +32,11 @@ for (const [label, size] of [["1 KiB", 1024], ["10 MiB", 10 << 20]] as const) {
     group: label,
     baseline: true,
     fn: () => hop(size),
+  });
+  Deno.bench({
+    name: `shm loan+send+receive+decode ${label}`,
+    group: label,
+    fn: () => hop(size, true),
   });
   Deno.bench({
     name: `Uint8Array copy ${label}`,
