@@ -81,7 +81,7 @@ export class WireFormatError extends MultiprocessError {
     message: string,
     options?: MultiprocessErrorOptions,
   ) {
-    super(`${reason}: ${message}`, options);
+    super(message, options);
     this.reason = reason;
   }
 }
@@ -204,11 +204,14 @@ export class ConfigError extends MultiprocessError {
     message: string,
     options: MultiprocessErrorOptions & { key?: string; file?: string } = {},
   ) {
-    const where = [
-      options.key ? `key "${options.key}"` : "",
-      options.file ? `in ${options.file}` : "",
-    ].filter(Boolean).join(" ");
-    super(where ? `${where}: ${message}` : message, options);
+    const prefix = options.key
+      ? `Invalid key "${options.key}"${
+        options.file ? ` in ${options.file}` : ""
+      }: `
+      : options.file
+      ? `Cannot load ${options.file}: `
+      : "";
+    super(prefix + message, options);
     this.key = options.key;
     this.file = options.file;
   }
@@ -254,7 +257,7 @@ export class PipelineValidationError extends MultiprocessError {
     message: string,
     options?: MultiprocessErrorOptions,
   ) {
-    super(`${code}: ${message}`, options);
+    super(message, options);
     this.code = code;
   }
 }
@@ -327,7 +330,7 @@ export class ProcessCrashError extends MultiprocessError {
       : `exited with code ${info.exitCode}`;
     const tail = info.stderrTail ?? [];
     super(
-      `node "${info.nodeId}" process ${how}${
+      `Node "${info.nodeId}" process ${how}${
         tail.length ? `; its last stderr lines:\n  ${tail.join("\n  ")}` : ""
       }`,
       { nodeId: info.nodeId, cause: info.cause },

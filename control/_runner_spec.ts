@@ -27,7 +27,7 @@ export interface SpecContext {
 /** The spec of node `nodeId`. */
 export function runnerSpec(ctx: SpecContext, nodeId: string): RunnerSpec {
   const def = ctx.pipeline.toJSON().nodes.find((n) => n.id === nodeId);
-  if (!def) throw new RangeError(`the pipeline has no node "${nodeId}"`);
+  if (!def) throw new RangeError(`The pipeline has no node "${nodeId}"`);
   const ports = ctx.pipeline.nodePorts(nodeId);
   return {
     version: RUNNER_SPEC_VERSION,

@@ -126,7 +126,7 @@ export class ControlServer {
           try {
             message = JSON.parse(line);
             if (typeof message !== "object" || !message || !message.type) {
-              throw new Error("not a message");
+              throw new Error("Not a message");
             }
           } catch {
             this.#handlers.onProtocolError(nodeId, line);

@@ -463,7 +463,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
         cause,
         `Cannot run the Python runner "${executable}"`,
       ) ?? new ProcessSpawnError(
-        `cannot run the Python runner with ${executable}: ${
+        `Cannot run the Python runner with ${executable}: ${
           cause instanceof Deno.errors.NotFound
             ? "not found"
             : (cause as Error).message
@@ -474,7 +474,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
     const stdout = new TextDecoder().decode(output.stdout);
     if (!output.success) {
       throw new ProcessSpawnError(
-        `the Python runner (${executable}) failed to list node types (exit ${output.code}): ${
+        `The Python runner (${executable}) failed to list node types (exit ${output.code}): ${
           new TextDecoder().decode(output.stderr).trim().slice(-2000)
         }`,
         { path: executable },
@@ -500,7 +500,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
       };
     } catch (cause) {
       throw new MultiprocessError(
-        `the runner's node type listing is not JSON: ${stdout.slice(0, 500)}`,
+        `The runner's node type listing is not JSON: ${stdout.slice(0, 500)}`,
         { cause },
       );
     }
@@ -538,7 +538,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
     const limit = this.config.maxProcessesPerSession;
     if (limit !== undefined && nodeCount > limit) {
       throw new ResourceLimitError(
-        `the pipeline needs ${nodeCount} processes but max_processes_per_session is ${limit}`,
+        `The pipeline needs ${nodeCount} processes but max_processes_per_session is ${limit}`,
         { limit, requested: nodeCount },
       );
     }
@@ -571,9 +571,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
           : "No node modules were given: list the modules that register your node types in `modules`.";
         throw new PipelineValidationError(
           "unknown_node_type",
-          `${e.message.replace(/^unknown_node_type: /, "")}. ${where} ${
-            foldersText(listing)
-          }`,
+          `${e.message}. ${where} ${foldersText(listing)}`,
           { cause: e, nodeId: e.nodeId },
         );
       }

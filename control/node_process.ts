@@ -221,7 +221,7 @@ export function spawnNodeProcess(options: NodeProcessOptions): NodeProcess {
       cause,
       `Cannot start the Python runner "${options.executable}" for node "${options.nodeId}"`,
     ) ?? new ProcessSpawnError(
-      `cannot start the Python runner for node "${options.nodeId}": ${options.executable} ${
+      `Cannot start the Python runner for node "${options.nodeId}": ${options.executable} ${
         cause instanceof Deno.errors.NotFound
           ? "does not exist"
           : (cause as Error).message

@@ -580,7 +580,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         this.#progress(node, "failed", false);
         this.#fail(
           new NodeInitError(
-            `node "${nodeId}" failed to initialize: ${m.error}`,
+            `Node "${nodeId}" failed to initialize: ${m.error}`,
             {
               nodeId,
               traceback: m.traceback,
@@ -732,7 +732,7 @@ export class Session extends EventTarget implements AsyncDisposable {
 
   #closedError(): Error {
     return this.#failure ??
-      new SessionClosedError(`session ${this.id} is closed`);
+      new SessionClosedError(`Session ${this.id} is closed`);
   }
 
   /**
@@ -829,7 +829,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       !(Number.isFinite(timeoutMs) && timeoutMs >= 0)
     ) {
       throw new RangeError(
-        `timeoutMs must be a finite number >= 0, got ${timeoutMs}`,
+        `Invalid timeoutMs ${timeoutMs}: it must be a finite number >= 0`,
       );
     }
     userSignal?.throwIfAborted();
@@ -988,7 +988,7 @@ export class Session extends EventTarget implements AsyncDisposable {
    */
   async close(): Promise<void> {
     if (!this.#closing) {
-      this.#abort.abort(new SessionClosedError(`session ${this.id} is closed`));
+      this.#abort.abort(new SessionClosedError(`Session ${this.id} is closed`));
     }
     await this.#shutdown(this.#config.cleanupGracePeriodSecs * 1000);
   }
@@ -1018,7 +1018,7 @@ function port<T>(
   const found = ports.get(name);
   if (found === undefined) {
     throw new ChannelError(
-      `pipeline has no ${kind} "${name}" (${kind}s: ${
+      `The pipeline has no ${kind} "${name}" (${kind}s: ${
         [...ports.keys()].join(", ") || "none"
       })`,
       { channel: name },

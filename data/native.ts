@@ -71,7 +71,7 @@ export function nativeLibrary(): NativeSymbols {
       cause,
       `Cannot check the native iceoryx2 library "${path}"`,
     ) ?? new NativeLibraryError(
-      `the native iceoryx2 library is missing at ${path}: build it with \`${BUILD_COMMAND}\` (or set ${LIBRARY_ENV})`,
+      `The native iceoryx2 library is missing at ${path}: build it with \`${BUILD_COMMAND}\` (or set ${LIBRARY_ENV})`,
       { cause },
     );
   }
@@ -82,7 +82,7 @@ export function nativeLibrary(): NativeSymbols {
       cause,
       `Cannot load the native iceoryx2 library "${path}"`,
     ) ?? new NativeLibraryError(
-      `cannot load the native iceoryx2 library at ${path}: ${
+      `Cannot load the native iceoryx2 library at ${path}: ${
         (cause as Error).message
       }; rebuild it with \`${BUILD_COMMAND}\``,
       { cause },
@@ -93,7 +93,7 @@ export function nativeLibrary(): NativeSymbols {
     library.close();
     library = undefined;
     throw new NativeLibraryError(
-      `the native library at ${path} has ABI ${abi}, expected ${ABI_VERSION}: rebuild it with \`${BUILD_COMMAND}\``,
+      `The native library at ${path} has ABI ${abi}, expected ${ABI_VERSION}: rebuild it with \`${BUILD_COMMAND}\``,
     );
   }
   return library.symbols;

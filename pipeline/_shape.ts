@@ -84,7 +84,11 @@ export function checkName(kind: string, v: unknown, path: string): string {
   if (typeof v !== "string") {
     fail(
       "invalid_schema",
-      `${prefix(path)}${kind} must be a string, got ${describe(v)}`,
+      path
+        ? `${path}: ${kind} must be a string, got ${describe(v)}`
+        : `${kind[0].toUpperCase()}${kind.slice(1)} must be a string, got ${
+          describe(v)
+        }`,
     );
   }
   if (!NAME_RE.test(v)) {

@@ -207,7 +207,7 @@ export function inputChannels(g: PipelineGraph): InputChannel[] {
  */
 export function nodePorts(g: PipelineGraph, nodeId: string): NodePorts {
   if (!g.nodes.some((n) => n.id === nodeId)) {
-    throw new PipelineValidationError("unknown_node", `no node "${nodeId}"`, {
+    throw new PipelineValidationError("unknown_node", `No node "${nodeId}"`, {
       nodeId,
     });
   }

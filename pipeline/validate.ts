@@ -37,7 +37,7 @@ function checkUniqueIds(g: PipelineGraph): Map<string, NodeDefinition> {
     if (byId.has(n.id)) {
       throw new PipelineValidationError(
         "duplicate_id",
-        `node id "${n.id}" is used by more than one node`,
+        `Node id "${n.id}" is used by more than one node`,
         { nodeId: n.id },
       );
     }
@@ -55,7 +55,7 @@ function checkUniqueNames(g: PipelineGraph): void {
       if (seen.has(x.name)) {
         throw new PipelineValidationError(
           "duplicate_name",
-          `pipeline ${kind} name "${x.name}" is declared more than once`,
+          `Pipeline ${kind} name "${x.name}" is declared more than once`,
         );
       }
       seen.add(x.name);
@@ -67,18 +67,18 @@ function checkUniqueNames(g: PipelineGraph): void {
 function portReferences(g: PipelineGraph): LabeledRef[] {
   const refs: LabeledRef[] = [];
   for (const c of g.connections) {
-    const label = `connection ${portKey(c.from)} -> ${portKey(c.to)}`;
+    const label = `Connection ${portKey(c.from)} -> ${portKey(c.to)}`;
     refs.push({ label, ref: c.from, dir: "output" });
     refs.push({ label, ref: c.to, dir: "input" });
   }
   for (const i of g.inputs) {
     for (const t of i.to) {
-      refs.push({ label: `pipeline input "${i.name}"`, ref: t, dir: "input" });
+      refs.push({ label: `Pipeline input "${i.name}"`, ref: t, dir: "input" });
     }
   }
   for (const o of g.outputs) {
     refs.push({
-      label: `pipeline output "${o.name}"`,
+      label: `Pipeline output "${o.name}"`,
       ref: o.from,
       dir: "output",
     });
@@ -108,7 +108,7 @@ function checkKnownTypes(g: PipelineGraph, registry: NodeRegistry): void {
     if (!lookupType(registry, n.type)) {
       throw new PipelineValidationError(
         "unknown_node_type",
-        `node "${n.id}": type "${n.type}" is not in the registry (known types: ${
+        `Node "${n.id}": type "${n.type}" is not in the registry (known types: ${
           listOrNone(registryTypes(registry).sort())
         })`,
         { nodeId: n.id },
@@ -148,7 +148,7 @@ function checkUniqueConnections(g: PipelineGraph): void {
     if (seen.has(key)) {
       throw new PipelineValidationError(
         "duplicate_connection",
-        `connection ${key} is declared more than once`,
+        `Connection ${key} is declared more than once`,
         { nodeId: c.to.node },
       );
     }
@@ -164,7 +164,7 @@ function checkUniqueInputReaders(g: PipelineGraph): void {
       if (seen.has(portKey(t))) {
         throw new PipelineValidationError(
           "duplicate_connection",
-          `pipeline input "${i.name}" feeds ${portKey(t)} more than once`,
+          `Pipeline input "${i.name}" feeds ${portKey(t)} more than once`,
           { nodeId: t.node },
         );
       }
@@ -179,7 +179,7 @@ function checkAcyclic(g: PipelineGraph): void {
   if (cycle) {
     throw new PipelineValidationError(
       "cycle",
-      `nodes form a cycle: ${cycle.join(" -> ")}`,
+      `Nodes form a cycle: ${cycle.join(" -> ")}`,
       { nodeId: cycle[0] },
     );
   }
@@ -191,7 +191,7 @@ function checkReachable(g: PipelineGraph, registry?: NodeRegistry): void {
   if (ids.length > 0) {
     throw new PipelineValidationError(
       "unreachable_node",
-      `no pipeline input reaches these nodes: ${ids.join(", ")}`,
+      `No pipeline input reaches these nodes: ${ids.join(", ")}`,
       { nodeId: ids[0] },
     );
   }

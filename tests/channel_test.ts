@@ -130,7 +130,12 @@ Deno.test("a corrupt header is a WireFormatError and the subscriber keeps workin
   pub.send();
   await pub.publish(text("after"));
   using bad = await sub.receive({ timeoutMs: 2000 });
-  assertThrows(() => bad!.data, WireFormatError, "bad_magic");
+  const e = assertThrows(
+    () => bad!.data,
+    WireFormatError,
+    "magic is 0xabababab",
+  );
+  assertEquals((e as WireFormatError).reason, "bad_magic");
   using good = await sub.receive({ timeoutMs: 2000 });
   assertEquals((good!.data as { text: string }).text, "after");
 });

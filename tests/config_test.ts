@@ -317,7 +317,11 @@ Deno.test("every bad file value is a ConfigError naming the key and the file", a
     const e = await configError(() => loadConfig(file));
     assert.equal(e.key, key, name);
     assert.equal(e.file, file, name);
-    assert.equal(e.message, `key "${key}" in ${file}: ${message}`, name);
+    assert.equal(
+      e.message,
+      `Invalid key "${key}" in ${file}: ${message}`,
+      name,
+    );
   }
   // Every fixture in invalid/ is covered (syntax.toml has its own test).
   const names = [...Deno.readDirSync(fixture("invalid"))].map((e) => e.name)
@@ -335,7 +339,7 @@ Deno.test("invalid TOML is a ConfigError with the file and the line", async () =
   assert.equal(e.key, undefined);
   assert.equal(
     e.message,
-    `in ${file}: invalid TOML at line 3, column 21: invalid value`,
+    `Cannot load ${file}: invalid TOML at line 3, column 21: invalid value`,
   );
 });
 
@@ -343,7 +347,7 @@ Deno.test("a missing file given by path is a ConfigError", async () => {
   const file = fixture("nope.toml");
   const e = await configError(() => loadConfig(file));
   assert.equal(e.file, file);
-  assert.equal(e.message, `in ${file}: file not found`);
+  assert.equal(e.message, `Cannot load ${file}: file not found`);
   assert.ok(e.cause instanceof Deno.errors.NotFound);
 });
 
@@ -425,7 +429,7 @@ Deno.test("options given in code are validated too, without a file", async () =>
     const e = await configError(() => loadConfig(fixture("full.toml"), opts));
     assert.equal(e.key, key);
     assert.equal(e.file, undefined, key);
-    assert.equal(e.message, `key "${key}": ${message}`);
+    assert.equal(e.message, `Invalid key "${key}": ${message}`);
     const r = await configError(() => resolveConfig({}, opts));
     assert.equal(r.message, e.message);
   }
@@ -448,7 +452,7 @@ Deno.test("resolveConfig names the file it is given", () => {
   assert.ok(caught instanceof ConfigError);
   assert.equal(
     caught.message,
-    'key "multiprocess.channel_capacity" in /etc/runtime.toml: must be an integer, got a string',
+    'Invalid key "multiprocess.channel_capacity" in /etc/runtime.toml: must be an integer, got a string',
   );
   assert.equal(
     resolveConfig({ multiprocess: { python: { venv_path: "v" } } }, {}, {

@@ -229,7 +229,7 @@ Deno.test("an exception in initialize() rejects with NodeInitError and the trace
   const error = await assertRejects(
     () => session.initialize(),
     NodeInitError,
-    'node "bad"',
+    'Node "bad"',
   );
   assert((error as NodeInitError).traceback?.includes("model file is corrupt"));
   await expectGone(session);

@@ -106,7 +106,7 @@ Deno.test("a forgotten modules option is said, not just 'known types: none'", as
   assertEquals(error.code, "unknown_node_type");
   assertEquals(
     error.message,
-    'unknown_node_type: node "n": type "echo" is not in the registry (known types: none). ' +
+    'Node "n": type "echo" is not in the registry (known types: none). ' +
       "No node modules were given: list the modules that register your node types in `modules`. " +
       `Module folders searched: ${examples}, then the Python path.`,
   );

@@ -191,19 +191,19 @@ Deno.test("a registry given as a plain object works like a Map", async () => {
   throwsCode(
     () => p.validate({ registry: raw.types }),
     "unknown_node_type",
-    'unknown_node_type: node "b": type "whisper" is not in the registry (known types: asr, mic, mix, vad)',
+    'Node "b": type "whisper" is not in the registry (known types: asr, mic, mix, vad)',
   );
   // "constructor" is not a registered type even on a plain object.
   const q = new Pipeline().addNode("constructor", "a").addInput("x", "a", "in");
   throwsCode(
     () => q.validate({ registry: raw.types }),
     "unknown_node_type",
-    'unknown_node_type: node "a": type "constructor" is not in the registry (known types: asr, mic, mix, vad)',
+    'Node "a": type "constructor" is not in the registry (known types: asr, mic, mix, vad)',
   );
   throwsCode(
     () => q.validate({ registry: new Map() }),
     "unknown_node_type",
-    'unknown_node_type: node "a": type "constructor" is not in the registry (known types: none)',
+    'Node "a": type "constructor" is not in the registry (known types: none)',
   );
 });
 
@@ -217,7 +217,7 @@ Deno.test("validation errors carry the node id", () => {
         "in",
       ).connect("b", "out", "a", "in").addInput("x", "a", "in").validate(),
     "cycle",
-    "cycle: nodes form a cycle: a -> b -> a",
+    "Nodes form a cycle: a -> b -> a",
   );
   assert.equal(e.nodeId, "a");
   const u = throwsCode(
@@ -228,7 +228,7 @@ Deno.test("validation errors carry the node id", () => {
         "in",
       ).validate(),
     "unreachable_node",
-    "unreachable_node: no pipeline input reaches these nodes: lonely",
+    "No pipeline input reaches these nodes: lonely",
   );
   assert.equal(u.nodeId, "lonely");
 });
@@ -240,55 +240,55 @@ Deno.test("builder methods reject bad names and values at once", () => {
   throwsCode(
     () => p.addNode("t", "a b"),
     "invalid_name",
-    `invalid_name: "a b" is not a valid node id: ${rule}`,
+    `"a b" is not a valid node id: ${rule}`,
   );
   throwsCode(
     () => p.addNode("t", "x".repeat(65)),
     "invalid_name",
-    `invalid_name: "${"x".repeat(65)}" is not a valid node id: ${rule}`,
+    `"${"x".repeat(65)}" is not a valid node id: ${rule}`,
   );
   p.addNode("t", "x".repeat(64));
   throwsCode(
     () => p.addNode("t", "in"),
     "invalid_name",
-    'invalid_name: "in" is reserved (pipeline input channels are named in.<input>)',
+    '"in" is reserved (pipeline input channels are named in.<input>)',
   );
   throwsCode(
     () => p.addNode("", "a"),
     "invalid_schema",
-    "invalid_schema: node type: must not be empty",
+    "node type: must not be empty",
   );
   throwsCode(
     // deno-lint-ignore no-explicit-any
     () => p.addNode("t", 3 as any),
     "invalid_schema",
-    "invalid_schema: node id must be a string, got a number",
+    "Node id must be a string, got a number",
   );
   throwsCode(
     // deno-lint-ignore no-explicit-any
     () => p.addNode("t", "a", { x: { y: [null] } } as any),
     "invalid_schema",
-    "invalid_schema: config.x.y[0]: null is not allowed (config values are strings, numbers, booleans, arrays and tables)",
+    "config.x.y[0]: null is not allowed (config values are strings, numbers, booleans, arrays and tables)",
   );
   throwsCode(
     () => p.addNode("t", "a", { x: NaN }),
     "invalid_schema",
-    "invalid_schema: config.x: must be a finite number",
+    "config.x: must be a finite number",
   );
   throwsCode(
     () => p.connect("a", "out", "b", "in.x"),
     "invalid_name",
-    `invalid_name: "in.x" is not a valid port name: ${rule}`,
+    `"in.x" is not a valid port name: ${rule}`,
   );
   throwsCode(
     () => p.addInput("a-b.c", "a", "in"),
     "invalid_name",
-    `invalid_name: "a-b.c" is not a valid input name: ${rule}`,
+    `"a-b.c" is not a valid input name: ${rule}`,
   );
   throwsCode(
     () => p.addOutput("", "a", "out"),
     "invalid_name",
-    `invalid_name: "" is not a valid output name: ${rule}`,
+    `"" is not a valid output name: ${rule}`,
   );
   // Nothing invalid was added.
   assert.deepEqual(p.toJSON().nodes.map((n) => n.id), ["x".repeat(64)]);
@@ -298,7 +298,7 @@ Deno.test("load errors: bad JSON, bad TOML with its line, unknown extension", as
   const j = throwsCode(
     () => Pipeline.fromJSON("{"),
     "invalid_schema",
-    "invalid_schema: $: invalid JSON: " +
+    "$: invalid JSON: " +
       (() => {
         try {
           JSON.parse("{");
@@ -311,7 +311,7 @@ Deno.test("load errors: bad JSON, bad TOML with its line, unknown extension", as
   throwsCode(
     () => Pipeline.fromToml('version = 1\n\n[[nodes]]\nid = "a"\ntype = \n'),
     "invalid_schema",
-    "invalid_schema: $: invalid TOML at line 5, column 8: invalid value",
+    "$: invalid TOML at line 5, column 8: invalid value",
   );
   await assert.rejects(
     () => Pipeline.load(fixture("registry.yaml")),
@@ -448,7 +448,7 @@ Deno.test("nodePorts gives the runner spec's inputs and outputs", () => {
   throwsCode(
     () => p.nodePorts("nope"),
     "unknown_node",
-    'unknown_node: no node "nope"',
+    'No node "nope"',
   );
 });
 

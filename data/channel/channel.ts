@@ -145,7 +145,7 @@ export class Channel implements Disposable {
 
   #assertOpen(): void {
     if (this.#closed) {
-      throw new ChannelError(`channel "${this.name}" is closed`, {
+      throw new ChannelError(`Channel "${this.name}" is closed`, {
         channel: this.name,
       });
     }

@@ -294,15 +294,15 @@ export class ChannelContext implements AsyncDisposable {
     const maxSubscribers = options.maxSubscribers ?? 8;
     if (!Number.isInteger(capacity) || capacity < 1) {
       throw new RangeError(
-        `capacity must be a positive integer, got ${capacity}`,
+        `Invalid capacity ${capacity}: it must be a positive integer`,
       );
     }
     if (!Number.isInteger(maxSubscribers) || maxSubscribers < 1) {
       throw new RangeError(
-        `maxSubscribers must be a positive integer, got ${maxSubscribers}`,
+        `Invalid maxSubscribers ${maxSubscribers}: it must be a positive integer`,
       );
     }
-    if (!name) throw new TypeError("channel name must not be empty");
+    if (!name) throw new TypeError("Cannot open a channel: the name is empty");
     const bytes = encoder.encode(name);
     checkCode(
       this.#lib.rmp_channel_open_or_create(
@@ -331,7 +331,7 @@ export class ChannelContext implements AsyncDisposable {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new ChannelError("the channel context is closed");
+    if (this.#closed) throw new ChannelError("The channel context is closed");
   }
 
   /**

@@ -104,16 +104,18 @@ export class Publisher implements Disposable {
     this.#assertOpen();
     if (this.#loan) {
       throw new ChannelError(
-        `a loan on "${this.channel}" is already open: send() or discard() it first`,
+        `A loan on "${this.channel}" is already open: send() or discard() it first`,
         { channel: this.channel },
       );
     }
     if (!Number.isSafeInteger(size) || size < 1) {
-      throw new RangeError(`loan size must be a positive integer, got ${size}`);
+      throw new RangeError(
+        `Cannot loan ${size} bytes: the size must be a positive integer`,
+      );
     }
     if (size > this.#maxPayloadBytes) {
       throw new ChannelError(
-        `a ${size}-byte message exceeds the ${this.#maxPayloadBytes}-byte limit of "${this.channel}"`,
+        `A ${size}-byte message exceeds the ${this.#maxPayloadBytes}-byte limit of "${this.channel}"`,
         { channel: this.channel },
       );
     }
@@ -151,7 +153,7 @@ export class Publisher implements Disposable {
   loan(size: number): Uint8Array {
     const bytes = this.tryLoan(size);
     if (!bytes) {
-      throw new ChannelError(`channel "${this.channel}" is full`, {
+      throw new ChannelError(`Channel "${this.channel}" is full`, {
         channel: this.channel,
       });
     }
@@ -214,7 +216,7 @@ export class Publisher implements Disposable {
       null,
     );
     throw new BackpressureTimeoutError(
-      `no subscriber of "${this.channel}" freed space within ${timeoutMs} ms (dead or stalled)`,
+      `No subscriber of "${this.channel}" freed space within ${timeoutMs} ms (dead or stalled)`,
       { channel: this.channel, timeoutMs },
     );
   }
@@ -267,7 +269,7 @@ export class Publisher implements Disposable {
     this.#assertOpen();
     const loan = this.#loan;
     if (!loan) {
-      throw new ChannelError(`no open loan on "${this.channel}"`, {
+      throw new ChannelError(`No open loan on "${this.channel}"`, {
         channel: this.channel,
       });
     }
@@ -315,7 +317,7 @@ export class Publisher implements Disposable {
   ): Promise<T> {
     if (like.kind === "text" || like.kind === "json") {
       throw new TypeError(
-        `cannot allocate ${like.kind} in place: build it and publish()`,
+        `Cannot allocate ${like.kind} in place: build it and publish()`,
       );
     }
     const payloadLength = payloadBytes(like).byteLength;
@@ -466,7 +468,7 @@ export class Publisher implements Disposable {
 
   #assertOpen(): void {
     if (this.#closed || this.#ctx.closed) {
-      throw new ChannelError(`the publisher of "${this.channel}" is closed`, {
+      throw new ChannelError(`The publisher of "${this.channel}" is closed`, {
         channel: this.channel,
       });
     }

@@ -119,7 +119,7 @@ export class Sample implements Disposable {
   #assertHeld(): void {
     if (!this.held) {
       throw new ChannelError(
-        "the sample was released: its memory may already be reused",
+        "The sample was released: its memory may already be reused",
       );
     }
   }

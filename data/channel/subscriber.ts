@@ -197,7 +197,7 @@ export class Subscriber implements Disposable, AsyncIterable<Sample> {
 
   #assertOpen(): void {
     if (this.#closed || this.#ctx.closed) {
-      throw new ChannelError(`the subscriber of "${this.channel}" is closed`, {
+      throw new ChannelError(`The subscriber of "${this.channel}" is closed`, {
         channel: this.channel,
       });
     }

@@ -138,6 +138,8 @@ export function checkU64(name: string, v: bigint): void {
 
 export function checkSessionId(id: Uint8Array): void {
   if (!(id instanceof Uint8Array) || id.byteLength !== 16) {
-    throw new RangeError("sessionId must be a Uint8Array of 16 bytes");
+    throw new RangeError(
+      "Invalid sessionId: it must be a Uint8Array of 16 bytes",
+    );
   }
 }

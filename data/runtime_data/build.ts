@@ -68,7 +68,9 @@ export function audio(
   let format: AudioFormat;
   if (samples instanceof Float32Array) format = "f32";
   else if (samples instanceof Int16Array) format = "i16";
-  else throw new TypeError("samples must be a Float32Array or an Int16Array");
+  else {throw new TypeError(
+      "Invalid samples: they must be a Float32Array or an Int16Array",
+    );}
   return checked<AudioData>({
     kind: "audio",
     ...common(options),
@@ -96,7 +98,7 @@ export function audio(
  */
 export function video(data: Uint8Array, options: VideoOptions): VideoData {
   if (!(data instanceof Uint8Array)) {
-    throw new TypeError("data must be a Uint8Array");
+    throw new TypeError("Invalid data: it must be a Uint8Array");
   }
   const fps = options.fps ?? [0, 0];
   const frameNumber = options.frameNumber ?? 0n;
@@ -129,7 +131,9 @@ export function video(data: Uint8Array, options: VideoOptions): VideoData {
  * ```
  */
 export function text(s: string, options: TextOptions = {}): TextData {
-  if (typeof s !== "string") throw new TypeError("text must be a string");
+  if (typeof s !== "string") {
+    throw new TypeError("Invalid text: it must be a string");
+  }
   const language = options.language === "" ? undefined : options.language;
   const bytes = UTF8_ENCODER.encode(s);
   return checked<TextData>({
@@ -152,7 +156,9 @@ function inferDtype(data: TensorArray): TensorDtype {
   if (data instanceof Uint16Array) return "uint16";
   if (data instanceof Uint32Array) return "uint32";
   if (data instanceof BigUint64Array) return "uint64";
-  throw new TypeError("data must be a typed array of a tensor dtype");
+  throw new TypeError(
+    "Invalid data: it must be a typed array of a tensor dtype",
+  );
 }
 
 /**
@@ -179,9 +185,9 @@ export function tensor(
 ): TensorData {
   const dtype = options.dtype ?? inferDtype(data);
   const ctor = DTYPE_CTORS[dtype];
-  if (ctor === undefined) throw new TypeError(`unknown dtype ${dtype}`);
+  if (ctor === undefined) throw new TypeError(`Unknown dtype ${dtype}`);
   if (!(data instanceof ctor)) {
-    throw new TypeError(`dtype ${dtype} needs a ${ctor.name}`);
+    throw new TypeError(`Invalid data: dtype ${dtype} needs a ${ctor.name}`);
   }
   return checked<TensorData>({
     kind: "tensor",
@@ -212,7 +218,11 @@ export function json(
   options: RuntimeDataOptions = {},
 ): JsonData {
   const s = JSON.stringify(value);
-  if (s === undefined) throw new TypeError("value does not serialize to JSON");
+  if (s === undefined) {
+    throw new TypeError(
+      "Cannot build JSON data: the value does not serialize to JSON",
+    );
+  }
   return {
     kind: "json",
     ...common(options),
@@ -239,7 +249,7 @@ export function binary(
   options: RuntimeDataOptions = {},
 ): BinaryData {
   if (!(data instanceof Uint8Array)) {
-    throw new TypeError("data must be a Uint8Array");
+    throw new TypeError("Invalid data: it must be a Uint8Array");
   }
   return { kind: "binary", ...common(options), data };
 }

@@ -38,7 +38,7 @@ function fail(
   reason: ConstructorParameters<typeof WireFormatError>[0],
   msg: string,
 ): never {
-  throw new WireFormatError(reason, msg);
+  throw new WireFormatError(reason, `Cannot decode the message: ${msg}`);
 }
 
 /**
@@ -74,7 +74,7 @@ export function readHeader(bytes: Uint8Array): RuntimeDataHeader {
  * order; returns a view of the header. */
 function checkFraming(bytes: Uint8Array): DataView {
   if (!(bytes instanceof Uint8Array)) {
-    throw new TypeError("bytes must be a Uint8Array");
+    throw new TypeError("Cannot decode: bytes must be a Uint8Array");
   }
   const len = bytes.byteLength;
   if (len < HEADER_LENGTH) {
@@ -296,9 +296,13 @@ export function decode(bytes: Uint8Array): RuntimeData {
       try {
         s = UTF8_FATAL.decode(payload);
       } catch (e) {
-        throw new WireFormatError("bad_metadata", "text is not valid UTF-8", {
-          cause: e,
-        });
+        throw new WireFormatError(
+          "bad_metadata",
+          "Cannot decode the message: text is not valid UTF-8",
+          {
+            cause: e,
+          },
+        );
       }
       return {
         kind: "text",
@@ -322,9 +326,13 @@ export function decode(bytes: Uint8Array): RuntimeData {
       try {
         value = JSON.parse(UTF8_FATAL.decode(payload));
       } catch (e) {
-        throw new WireFormatError("bad_metadata", "payload is not UTF-8 JSON", {
-          cause: e,
-        });
+        throw new WireFormatError(
+          "bad_metadata",
+          "Cannot decode the message: payload is not UTF-8 JSON",
+          {
+            cause: e,
+          },
+        );
       }
       return { kind: "json", ...base, value, bytes: payload };
     }

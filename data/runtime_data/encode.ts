@@ -171,13 +171,13 @@ export function writeHeader(
 ): void {
   if (target.byteLength < HEADER_LENGTH) {
     throw new RangeError(
-      `target has ${target.byteLength} bytes, the header needs ${HEADER_LENGTH}`,
+      `Target has ${target.byteLength} bytes, the header needs ${HEADER_LENGTH}`,
     );
   }
   const payloadLength = header.payloadLength;
   if (!Number.isSafeInteger(payloadLength) || payloadLength < 0) {
     throw new RangeError(
-      `payload length ${payloadLength} is not a valid length`,
+      `Payload length ${payloadLength} is not a valid length`,
     );
   }
   const problem = checkMetadata(header, payloadLength);
@@ -250,7 +250,7 @@ export function writeHeader(
 export function payloadView(bytes: Uint8Array): Uint8Array {
   if (bytes.byteLength < HEADER_LENGTH) {
     throw new RangeError(
-      `buffer has ${bytes.byteLength} bytes, fewer than the ${HEADER_LENGTH}-byte header`,
+      `Buffer has ${bytes.byteLength} bytes, fewer than the ${HEADER_LENGTH}-byte header`,
     );
   }
   return bytes.subarray(HEADER_LENGTH);
@@ -280,7 +280,7 @@ export function encodeInto(rd: RuntimeData, target: Uint8Array): number {
   const size = HEADER_LENGTH + payload.byteLength;
   if (target.byteLength < size) {
     throw new RangeError(
-      `target has ${target.byteLength} bytes, the message needs ${size}`,
+      `Target has ${target.byteLength} bytes, the message needs ${size}`,
     );
   }
   writeHeader(target, { ...rd, payloadLength: payload.byteLength });

@@ -76,7 +76,7 @@ class PipelineValidationError(ValueError):
     """
 
     def __init__(self, code: PipelineErrorCode, message: str, node_id: str | None = None) -> None:
-        super().__init__(f"{code}: {message}")
+        super().__init__(message)
         self.code: PipelineErrorCode = code
         self.node_id = node_id
 
@@ -525,7 +525,7 @@ class Pipeline:
             if n["id"] in by_id:
                 raise PipelineValidationError(
                     "duplicate_id",
-                    f'node id "{n["id"]}" is used by more than one node',
+                    f'Node id "{n["id"]}" is used by more than one node',
                     n["id"],
                 )
             by_id[n["id"]] = n
@@ -535,20 +535,20 @@ class Pipeline:
                 if x["name"] in seen:
                     raise PipelineValidationError(
                         "duplicate_name",
-                        f'pipeline {kind} name "{x["name"]}" is declared more than once',
+                        f'Pipeline {kind} name "{x["name"]}" is declared more than once',
                     )
                 seen.add(x["name"])
 
         refs: list[tuple[str, dict[str, str], Literal["input", "output"]]] = []
         for c in self._connections:
-            label = f"connection {_port_key(c['from'])} -> {_port_key(c['to'])}"
+            label = f"Connection {_port_key(c['from'])} -> {_port_key(c['to'])}"
             refs.append((label, c["from"], "output"))
             refs.append((label, c["to"], "input"))
         for i in self._inputs:
             for t in i["to"]:
-                refs.append((f'pipeline input "{i["name"]}"', t, "input"))
+                refs.append((f'Pipeline input "{i["name"]}"', t, "input"))
         for o in self._outputs:
-            refs.append((f'pipeline output "{o["name"]}"', o["from"], "output"))
+            refs.append((f'Pipeline output "{o["name"]}"', o["from"], "output"))
         for label, ref, _ in refs:
             if ref["node"] not in by_id:
                 raise PipelineValidationError(
@@ -561,7 +561,7 @@ class Pipeline:
                     known = _list_or_none(sorted(registry))
                     raise PipelineValidationError(
                         "unknown_node_type",
-                        f'node "{n["id"]}": type "{n["type"]}" is not in the registry '
+                        f'Node "{n["id"]}": type "{n["type"]}" is not in the registry '
                         f"(known types: {known})",
                         n["id"],
                     )
@@ -583,7 +583,7 @@ class Pipeline:
             if key in seen_conn:
                 raise PipelineValidationError(
                     "duplicate_connection",
-                    f"connection {key} is declared more than once",
+                    f"Connection {key} is declared more than once",
                     c["to"]["node"],
                 )
             seen_conn.add(key)
@@ -593,7 +593,7 @@ class Pipeline:
                 if _port_key(t) in seen_to:
                     raise PipelineValidationError(
                         "duplicate_connection",
-                        f'pipeline input "{i["name"]}" feeds {_port_key(t)} more than once',
+                        f'Pipeline input "{i["name"]}" feeds {_port_key(t)} more than once',
                         t["node"],
                     )
                 seen_to.add(_port_key(t))
@@ -601,14 +601,14 @@ class Pipeline:
         cycle = self._find_cycle()
         if cycle is not None:
             raise PipelineValidationError(
-                "cycle", f"nodes form a cycle: {' -> '.join(cycle)}", cycle[0]
+                "cycle", f"Nodes form a cycle: {' -> '.join(cycle)}", cycle[0]
             )
 
         unreachable = self._unreachable(registry)
         if unreachable:
             raise PipelineValidationError(
                 "unreachable_node",
-                f"no pipeline input reaches these nodes: {', '.join(unreachable)}",
+                f"No pipeline input reaches these nodes: {', '.join(unreachable)}",
                 unreachable[0],
             )
 
@@ -726,7 +726,7 @@ class Pipeline:
     def node_ports(self, node_id: str) -> NodePorts:
         """The channels a node reads (port -> channels) and writes (port -> channel)."""
         if not any(n["id"] == node_id for n in self._nodes):
-            raise PipelineValidationError("unknown_node", f'no node "{node_id}"', node_id)
+            raise PipelineValidationError("unknown_node", f'No node "{node_id}"', node_id)
         inputs: dict[str, list[str]] = {}
         outputs: dict[str, str] = {}
 

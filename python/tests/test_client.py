@@ -184,7 +184,7 @@ def test_a_node_crash_after_ready_fails_receive_and_send() -> None:
             session.receive("out", timeout=30)
         assert time.monotonic() - started < 10, "receive() waited for its timeout"
         assert info.value.name == "ProcessCrashError"
-        assert 'node "c"' in str(info.value) and "code 3" in str(info.value)
+        assert 'Node "c"' in str(info.value) and "code 3" in str(info.value)
         assert session.failure is info.value
         with pytest.raises(SessionError):
             session.send("in", RuntimeData.text("again"))
