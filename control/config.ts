@@ -18,6 +18,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError, missingPermission } from "../errors.ts";
 import { CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES } from "../protocol/contracts.ts";
+import { describe as describeValue } from "../pipeline/_shape.ts";
 
 /** The Python side of the configuration (`[multiprocess.python]`). */
 export interface PythonConfig {
@@ -208,21 +209,7 @@ const PYTHON_FIELDS: Field[] = [
 ];
 
 function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (v instanceof Date) return "a date";
-  switch (typeof v) {
-    case "string":
-      return "a string";
-    case "number":
-    case "bigint":
-      return "a number";
-    case "boolean":
-      return "a boolean";
-    case "object":
-      return isTable(v) ? "a table" : "a date";
-  }
-  return `a ${typeof v}`;
+  return describeValue(v, "a table");
 }
 
 function isTable(v: unknown): v is Record<string, unknown> {

@@ -41,12 +41,19 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-function describe(v: unknown): string {
+/**
+ * What a value is, for messages ("a string", "an array", ...).
+ *
+ * @param v The value.
+ * @param plainObject The word for a plain object (config files say "a table").
+ * @returns An article and a type name.
+ */
+export function describe(v: unknown, plainObject = "an object"): string {
   if (v === null) return "null";
   if (v === undefined) return "undefined";
   if (Array.isArray(v)) return "an array";
   if (v instanceof Date) return "a date";
-  if (isPlainObject(v)) return "an object";
+  if (isPlainObject(v)) return plainObject;
   switch (typeof v) {
     case "string":
       return "a string";

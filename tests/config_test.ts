@@ -67,8 +67,14 @@ Deno.test("without a module .venv the default executable is python3", async () =
   try {
     await Deno.mkdir(`${dir}/control`);
     await Deno.mkdir(`${dir}/protocol`);
+    await Deno.mkdir(`${dir}/pipeline`);
     for (
-      const f of ["control/config.ts", "errors.ts", "protocol/contracts.ts"]
+      const f of [
+        "control/config.ts",
+        "errors.ts",
+        "protocol/contracts.ts",
+        "pipeline/_shape.ts",
+      ]
     ) {
       await Deno.copyFile(new URL(`../${f}`, import.meta.url), `${dir}/${f}`);
     }
