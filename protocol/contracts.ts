@@ -125,6 +125,8 @@ export const CHANNEL_INITIAL_MAX_SLICE_LEN = 4096;
 export const CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES = 67108992;
 /** Channel setting: `max_open_loans`. */
 export const CHANNEL_MAX_OPEN_LOANS = 2;
+/** Channel setting: `credit_request_interval_secs`. */
+export const CHANNEL_CREDIT_REQUEST_INTERVAL_SECS = 0.02;
 /** Channel setting: `data_service_suffix`. */
 export const CHANNEL_DATA_SERVICE_SUFFIX = "/data";
 /** Channel setting: `freed_service_suffix`. */

@@ -584,3 +584,53 @@ Deno.test(`randomized: ${MESSAGES} messages of 1 B..16 MiB per hop reach every r
     }
   }
 });
+
+// Holds every chunk through the raw iceoryx2 port (so no FREED is ever sent
+// for them), then drops them silently.
+const SILENT_RELEASER = `
+import sys, time
+from remotemedia_multiprocess import Channel, IoxEnv
+env = IoxEnv()
+ch = Channel.open_or_create(env, sys.argv[1], capacity=2)
+sub = ch.subscriber()
+print("ready", flush=True)
+held = []
+deadline = time.monotonic() + 5
+while len(held) < 2 and time.monotonic() < deadline:
+    s = sub._port.receive()
+    if s is None:
+        time.sleep(0.001)
+    else:
+        held.append(s)
+print("held", len(held), flush=True)
+time.sleep(0.5)
+held.clear()
+print("dropped", flush=True)
+time.sleep(5)
+`;
+
+Deno.test("a Deno publisher waiting for space asks again, so a FREED that never comes costs a retry, not the timeout", async () => {
+  await using ctx = await ChannelContext.create();
+  const channel = ctx.channel("silent", { capacity: 2 });
+  const child = new Deno.Command(python, {
+    args: ["-c", SILENT_RELEASER, "silent"],
+    env: isolationEnv(ctx.isolation),
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    const next = lineReader(child.stdout);
+    assertEquals(await next(), "ready");
+    using pub = channel.publisher({ publishTimeoutMs: 5000 });
+    for (let i = 0; i < 2; i++) await pub.publish(binary(new Uint8Array([i])));
+    assertEquals(await next(), "held 2");
+    const started = performance.now();
+    await pub.publish(binary(new Uint8Array([2]))); // throws after 5 s if stuck
+    const waited = performance.now() - started;
+    assertEquals(await next(), "dropped");
+    assert(waited < 2500, `the publish waited ${waited.toFixed(0)} ms`);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+  }
+});

@@ -4,7 +4,10 @@
  *
  * @module
  */
-import { WIRE_OFFSETS } from "../../protocol/contracts.ts";
+import {
+  CHANNEL_CREDIT_REQUEST_INTERVAL_SECS,
+  WIRE_OFFSETS,
+} from "../../protocol/contracts.ts";
 import { BackpressureTimeoutError, ChannelError } from "../../errors.ts";
 import { checkCode, RMP_WOULD_BLOCK } from "../native.ts";
 import {
@@ -198,7 +201,12 @@ export class Publisher implements Disposable {
       if (bytes) return bytes;
       const left = deadline - performance.now();
       if (left <= 0) break;
-      await this.#ctx.waitForDoorbell(options.signal, left);
+      // Bounded by the retry interval: a FREED that never comes (a
+      // subscriber that died or drained its events late) costs one retry.
+      await this.#ctx.waitForDoorbell(
+        options.signal,
+        Math.min(left, CHANNEL_CREDIT_REQUEST_INTERVAL_SECS * 1000),
+      );
       this.#assertOpen();
       const again = this.tryLoan(size);
       if (again) return again;

@@ -12,6 +12,7 @@ pub const CHANNEL_PAYLOAD_ALIGNMENT: usize = 1;
 pub const CHANNEL_INITIAL_MAX_SLICE_LEN: usize = 4096;
 pub const CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES: usize = 67108992;
 pub const CHANNEL_MAX_OPEN_LOANS: usize = 2;
+pub const CHANNEL_CREDIT_REQUEST_INTERVAL_SECS: f64 = 0.02;
 pub const CHANNEL_DATA_SERVICE_SUFFIX: &str = "/data";
 pub const CHANNEL_FREED_SERVICE_SUFFIX: &str = "/freed";
 pub const EVENT_DATA: usize = 1;

@@ -42,6 +42,7 @@ from ._bells import BellRinger
 from ._contracts import (
     CHANNEL_DEFAULT_CAPACITY,
     CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES,
+    CHANNEL_CREDIT_REQUEST_INTERVAL_SECS,
     CHANNEL_DEFAULT_MAX_SUBSCRIBERS,
     CHANNEL_EVENTS,
     CHANNEL_INITIAL_MAX_SLICE_LEN,
@@ -101,7 +102,7 @@ MAX_LOANED_SAMPLES = CHANNEL_MAX_OPEN_LOANS
 # A waiting publisher repeats its CREDIT_REQUEST (and re-checks for chunks) at
 # most this often: it bounds the cost of a subscriber that never drains its
 # events, without two processes ping-ponging.
-_REQUEST_INTERVAL_S = 0.02
+_REQUEST_INTERVAL_S = CHANNEL_CREDIT_REQUEST_INTERVAL_SECS
 _MIN_BACKOFF_S = 0.0005
 
 # The binding's public loan/assume_init/payload wrappers inspect typing
