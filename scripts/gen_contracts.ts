@@ -247,6 +247,7 @@ function emitPy(c: Contracts): string {
     "",
     "from __future__ import annotations",
     "",
+    "from dataclasses import dataclass",
     "from typing import Any, Literal, TypedDict",
     "",
     `ABI_VERSION = ${c.abi.version}`,
@@ -284,6 +285,21 @@ function emitPy(c: Contracts): string {
   for (const [f, { type }] of Object.entries(c.runner.spec)) {
     body += `    ${f}: ${pyFieldType(type)}\n`;
   }
+  // The same fields as a frozen dataclass for readers: required ones first
+  // (a dataclass needs them before any default), `version` last.
+  const fields = Object.entries(c.runner.spec).filter(([f]) => f !== "version");
+  body += "\n\n@dataclass(frozen=True)\nclass RunnerSpec:\n";
+  body += '    """The spec file as the runner reads it: the fields of\n';
+  body += '    :class:`RunnerSpecDict` with the contract\'s defaults."""\n\n';
+  for (
+    const [f, { type }] of fields.filter(([, x]) => x.default === undefined)
+  ) {
+    body += `    ${f}: ${pyFieldType(type)}\n`;
+  }
+  for (const [f, x] of fields.filter(([, x]) => x.default !== undefined)) {
+    body += `    ${f}: ${pyFieldType(x.type)} = ${literal(x.default!, "py")}\n`;
+  }
+  body += "    version: int = RUNNER_SPEC_VERSION\n";
   const toExecutor = pyMessages("ToExecutor", c.runner.to_executor);
   const toRunner = pyMessages("ToRunner", c.runner.to_runner);
   body += toExecutor.out + toRunner.out;

@@ -51,6 +51,7 @@ from ._contracts import (
     RUNNER_SPEC_VERSION,
     ExecutorMessage,
     RunnerMessage,
+    RunnerSpec,
     RunnerSpecDict,
     ToExecutorBye,
     ToExecutorHello,
@@ -103,27 +104,12 @@ _SPEC_DEFAULTS: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class NodeSpec:
-    """The spec file the executor writes for one runner (``RunnerSpecDict``:
-    the same fields, the defaults of ``RUNNER_SPEC_DEFAULTS``)."""
+class NodeSpec(RunnerSpec):
+    """The spec file the executor writes for one runner: the contract's
+    :class:`RunnerSpec` (generated), opening channels with
+    ``_OPEN_MAX_SUBSCRIBERS`` when the spec leaves ``max_subscribers`` out."""
 
-    node_id: str
-    node_type: str
-    config: dict[str, Any]
-    module_paths: list[str]
-    modules: list[str]
-    session_id: str
-    iox_prefix: str
-    iox_root: str
-    control_socket: str
-    inputs: dict[str, list[str]]
-    outputs: dict[str, str]
-    channel_capacity: int = _SPEC_DEFAULTS["channel_capacity"]
-    max_payload_bytes: int = _SPEC_DEFAULTS["max_payload_bytes"]
-    publish_timeout_secs: float = _SPEC_DEFAULTS["publish_timeout_secs"]
-    max_subscribers: int = _SPEC_DEFAULTS["max_subscribers"]
-    """See ``_OPEN_MAX_SUBSCRIBERS``."""
-    version: int = _SPEC_DEFAULTS["version"]
+    max_subscribers: int = _OPEN_MAX_SUBSCRIBERS
 
     @classmethod
     def from_json(cls, obj: RunnerSpecDict | Mapping[str, Any]) -> NodeSpec:
