@@ -87,6 +87,10 @@ class SessionError(MultiprocessError):
         self.name = name
 
 
+_WAKE_BOUND = 2.0
+"""Seconds close() waits for blocked receive() calls to leave."""
+
+
 def _port(ports: Mapping[str, _P], kind: str, name: str) -> _P:
     """The port named ``name``, or a KeyError listing the names."""
     try:
@@ -172,6 +176,10 @@ class Session:
         self._failure: SessionError | None = None
         self._ready = False
         self._closed = False
+        # receive() calls in progress: close() wakes them and waits for them
+        # to leave before it closes the channels they wait on.
+        self._receivers = 0
+        self._receivers_done = threading.Condition()
 
     @property
     def process(self) -> subprocess.Popen[bytes] | None:
@@ -403,10 +411,17 @@ class Session:
                 a blocked call is woken at once.
             KeyError: For an unknown output.
         """
-        self._check_ready()
-        subscriber = _port(self._subscribers, "output", output)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        rd = subscriber._receive_until(deadline, lambda: self._failure is not None)
+        with self._receivers_done:
+            self._check_ready()
+            subscriber = _port(self._subscribers, "output", output)
+            self._receivers += 1
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            rd = subscriber._receive_until(deadline, lambda: self._failure is not None)
+        finally:
+            with self._receivers_done:
+                self._receivers -= 1
+                self._receivers_done.notify_all()
         if rd is None and self._failure is not None:
             raise self._failure
         return rd
@@ -414,9 +429,15 @@ class Session:
     def close(self) -> None:
         """Closes the channels, asks the server to close the session and waits
         for it to exit (killing it after 30 s)."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._receivers_done:
+            if self._closed:
+                return
+            self._closed = True
+        # A receive() blocked in another thread ends with SessionClosedError
+        # before its channel goes away.
+        self._fail(SessionError("the session was closed", name="SessionClosedError"))
+        with self._receivers_done:
+            self._receivers_done.wait_for(lambda: self._receivers == 0, timeout=_WAKE_BOUND)
         with self._wakers_lock:
             for notifier in self._wakers:
                 notifier.delete()

@@ -7,6 +7,7 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -286,3 +287,38 @@ def test_an_on_error_that_raises_is_logged(caplog: pytest.LogCaptureFixture) -> 
         session.send("in", RuntimeData.text("ok"))  # the reader thread went on
         with session.receive("out", timeout=10) as rd:
             assert rd is not None and rd.text == "ok"
+
+
+def test_close_wakes_a_receive_blocked_in_another_thread() -> None:
+    pipeline = (
+        Pipeline("close-wake")
+        .add_node("crasher", "c")
+        .add_input("in", "c", "in")
+        .add_output("out", "c", "out")
+    )
+    session = Session(
+        pipeline, modules=["exec_nodes"], module_paths=[str(REPO / "tests" / "nodes")]
+    )
+    outcome: list[SessionError | RuntimeData | None] = []
+    try:
+        session.initialize(timeout=60)
+
+        def blocked() -> None:
+            try:
+                outcome.append(session.receive("out", timeout=None))
+            except SessionError as e:  # recorded for the assertion below
+                outcome.append(e)
+
+        thread = threading.Thread(target=blocked)
+        thread.start()
+        time.sleep(0.3)  # the thread is now waiting on "out"
+        assert thread.is_alive() and outcome == []
+        started = time.monotonic()
+        session.close()
+        thread.join(timeout=5)
+        assert not thread.is_alive(), "receive() still blocked after close()"
+        assert time.monotonic() - started < 5
+        assert len(outcome) == 1 and isinstance(outcome[0], SessionError), outcome
+        assert outcome[0].name == "SessionClosedError"
+    finally:
+        session.close()
