@@ -356,11 +356,16 @@ impl RmpPublisher {
             .min(self.max_payload);
         // Drop the old port first: max_publishers is 2 and the old one holds no chunk anymore.
         self.publisher = None;
-        self.publisher = Some(create_iox_publisher(
-            &self.channel.pubsub,
-            new_len,
-            self.capacity,
-        )?);
+        match create_iox_publisher(&self.channel.pubsub, new_len, self.capacity) {
+            Ok(bigger) => self.publisher = Some(bigger),
+            Err(e) => {
+                // Keep the publisher usable at its old size (small loans still work) and
+                // report the failed growth; only if that fails too is the port gone.
+                self.publisher =
+                    create_iox_publisher(&self.channel.pubsub, self.slice_len, self.capacity).ok();
+                return Err(e);
+            }
+        }
         self.slice_len = new_len;
         Ok(true)
     }
