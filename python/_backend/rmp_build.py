@@ -62,11 +62,15 @@ def _checkout(project: Path) -> Path | None:
 
 
 def _ignore(_dir: str, names: list[str]) -> set[str]:
-    return {n for n in names if n in {"__pycache__", "target", ".pytest_cache"} or n.endswith(".egg-info")}
+    return {
+        n
+        for n in names
+        if n in {"__pycache__", "target", ".pytest_cache"} or n.endswith(".egg-info")
+    }
 
 
 def _copy_project(project: Path, stage: Path) -> None:
-    for name in (*_PROJECT_FILES, "_build"):
+    for name in (*_PROJECT_FILES, "_backend"):
         src = project / name
         if src.is_dir():
             shutil.copytree(src, stage / name, ignore=_ignore)
@@ -81,7 +85,9 @@ def _run(args: list[str], what: str, cwd: Path | None = None) -> None:
     try:
         done = subprocess.run(args, cwd=cwd, check=False)
     except FileNotFoundError as e:
-        raise RuntimeError(f"Building remotemedia-multiprocess needs {args[0]} ({what}): {e}") from e
+        raise RuntimeError(
+            f"Building remotemedia-multiprocess needs {args[0]} ({what}): {e}"
+        ) from e
     if done.returncode != 0:
         raise RuntimeError(f"{what} failed (exit {done.returncode}): {' '.join(args)}")
 
@@ -127,9 +133,22 @@ def _stage_library(project: Path, stage: Path) -> None:
         return
     ffi = _ffi_sources(project)
     target = os.environ.get("CARGO_TARGET_DIR") or str(ffi / "target")
-    cargo = os.environ.get("CARGO") or shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
+    cargo = (
+        os.environ.get("CARGO")
+        or shutil.which("cargo")
+        or str(Path.home() / ".cargo" / "bin" / "cargo")
+    )
     _run(
-        [cargo, "build", "--release", "--locked", "--manifest-path", str(ffi / "Cargo.toml"), "--target-dir", target],
+        [
+            cargo,
+            "build",
+            "--release",
+            "--locked",
+            "--manifest-path",
+            str(ffi / "Cargo.toml"),
+            "--target-dir",
+            target,
+        ],
         "building the native library (cargo build --release; install Rust from https://rustup.rs)",
     )
     shutil.copy2(Path(target) / "release" / LIBRARY, dest / LIBRARY)
