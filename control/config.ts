@@ -13,9 +13,11 @@
  * @module
  */
 
-import { parse as parseToml, TomlError } from "smol-toml";
+// deno-lint-ignore no-import-prefix -- a copy imported by plain URL (no JSR import map) must resolve it too
+import { parse as parseToml, TomlError } from "npm:smol-toml@1.9.1";
 import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { checkoutPython } from "./_checkout.ts";
 import { ConfigError, missingPermission } from "../errors.ts";
 import { CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES } from "../protocol/contracts.ts";
 import { describe as describeValue } from "../pipeline/_shape.ts";
@@ -57,7 +59,7 @@ export interface PythonConfigOptions {
   /**
    * The Python interpreter. A bare name is looked up in `PATH`.
    *
-   * @default {"<venvPath>/bin/python", else the module's ".venv/bin/python" when it exists, else "python3"}
+   * @default {"<venvPath>/bin/python", else a development checkout's ".venv/bin/python" when it exists, else "python3"}
    */
   executable?: string;
   /**
@@ -385,19 +387,9 @@ function resolvePath(p: string, base: string | undefined): string {
 }
 
 function defaultExecutable(): string {
-  const url = new URL("../.venv/bin/python", import.meta.url);
-  if (url.protocol !== "file:") return "python3";
-  const path = fileURLToPath(url);
-  try {
-    Deno.statSync(path);
-    return path;
-  } catch (e) {
-    // Without read permission it cannot be checked: keep the venv, so the
-    // check before spawning reports the missing permission instead of a
-    // PATH python3 that lacks the package.
-    if (e instanceof Deno.errors.NotCapable) return path;
-    return "python3"; // not there: fall back to PATH
-  }
+  // A checkout's development venv, else python3 on PATH (whose environment
+  // must have the remotemedia-multiprocess package).
+  return checkoutPython() ?? "python3";
 }
 
 /**

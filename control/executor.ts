@@ -23,6 +23,9 @@ import {
   ResourceLimitError,
 } from "../errors.ts";
 import { removeIsolation } from "../data/isolation.ts";
+import { nativeLibrary } from "../data/native.ts";
+import { PYTHON_PACKAGE } from "../data/_library_path.ts";
+import { checkoutPythonDir } from "./_checkout.ts";
 import type { NodeTypeInfo, Pipeline } from "../pipeline/mod.ts";
 import { Session, type SessionOptions } from "./session.ts";
 
@@ -112,8 +115,6 @@ export interface MultiprocessExecutorOptions extends RuntimeConfigOptions {
    */
   handleSignals?: boolean;
 }
-
-const MODULE_PYTHON_DIR = new URL("../python/", import.meta.url).pathname;
 
 /** The exit code of a program ended by the signal, as a shell reports it. */
 const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
@@ -359,8 +360,11 @@ export class MultiprocessExecutor implements AsyncDisposable {
   }
 
   #pythonPath(modulePaths: string[]): string[] {
+    // A checkout puts its own SDK first; elsewhere the runners import the
+    // remotemedia-multiprocess package of their Python environment.
+    const sdk = checkoutPythonDir();
     return [
-      MODULE_PYTHON_DIR,
+      ...(sdk === undefined ? [] : [sdk]),
       ...modulePaths,
       ...this.config.python.extraPaths,
     ];
@@ -372,7 +376,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
       checkExists(
         venvPath,
         "the Python venv",
-        `the Python venv ${venvPath} does not exist (run \`deno task setup\`)`,
+        `The Python venv ${venvPath} does not exist: create it with \`python3 -m venv ${venvPath}\` and \`${venvPath}/bin/pip install ${PYTHON_PACKAGE}\`, or set python.venv_path to one that exists`,
       );
     }
     if (executable.includes("/")) {
@@ -473,6 +477,13 @@ export class MultiprocessExecutor implements AsyncDisposable {
     }
     const stdout = new TextDecoder().decode(output.stdout);
     if (!output.success) {
+      const stderr = new TextDecoder().decode(output.stderr);
+      if (/No module named '?remotemedia_multiprocess/.test(stderr)) {
+        throw new ProcessSpawnError(
+          `The Python ${executable} has no ${PYTHON_PACKAGE} package, so it cannot run nodes: install it with \`${executable} -m pip install ${PYTHON_PACKAGE}\`, or set python.executable (or python.venv_path) to an environment that has it`,
+          { path: executable },
+        );
+      }
       throw new ProcessSpawnError(
         `The Python runner (${executable}) failed to list node types (exit ${output.code}): ${
           new TextDecoder().decode(output.stderr).trim().slice(-2000)
@@ -578,6 +589,9 @@ export class MultiprocessExecutor implements AsyncDisposable {
       throw e;
     }
     checkFullAccess();
+    // Loads the library (once per program) from this executor's Python
+    // environment unless RMP_ICEORYX2_LIB says otherwise.
+    nativeLibrary({ python: this.config.python.executable });
     const config = { ...this.config }; // its own: a signal shortens its grace
     const session = new Session(crypto.randomUUID().replaceAll("-", ""), {
       pipeline,

@@ -8,7 +8,7 @@
 import { ABI_VERSION } from "../protocol/contracts.ts";
 import { symbols } from "./symbols.ts";
 import { missingPermission, NativeLibraryError } from "../errors.ts";
-import { readEnv } from "../control/config.ts";
+import { findLibrary, LIBRARY_ENV, PYTHON_PACKAGE } from "./_library_path.ts";
 
 /** The loaded library's symbols. */
 export type NativeSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -18,18 +18,36 @@ export const RMP_OK = 0;
 /** The call would block: the channel is full, or no sample is waiting. */
 export const RMP_WOULD_BLOCK = 1;
 
-/** The environment variable that overrides where the library is loaded from. */
-export const LIBRARY_ENV = "RMP_ICEORYX2_LIB";
-
-/** The command that builds the library, quoted in errors. */
-export const BUILD_COMMAND = "deno task setup";
+export { LIBRARY_ENV } from "./_library_path.ts";
 
 let library: Deno.DynamicLibrary<typeof symbols> | undefined;
+let loadedFrom: string | undefined;
+
+/** Options of {@linkcode libraryPath} and {@linkcode nativeLibrary}. */
+export interface NativeLibraryOptions {
+  /**
+   * The Python interpreter whose `remotemedia-multiprocess` package carries
+   * the library (step 2 of the lookup). The executor passes its configured
+   * `python.executable`.
+   *
+   * @default {a development checkout's ".venv/bin/python" when it exists, else "python3"}
+   */
+  python?: string;
+}
 
 /**
- * Where the native library is looked for: `RMP_ICEORYX2_LIB` when set, else
- * the project's own build output `ffi/target/release/librmp_iceoryx2.so`.
- * Without `--allow-env` the variable counts as unset.
+ * Where the native library is loaded from, in this order: `RMP_ICEORYX2_LIB`
+ * when set (without `--allow-env` it counts as unset); else the library
+ * carried by the `remotemedia-multiprocess` package of the configured Python
+ * (`python -m remotemedia_multiprocess --native-lib`; asked once per
+ * interpreter and cached); else, in a development checkout only, its build
+ * `ffi/target/release/librmp_iceoryx2.so`. Once the library is loaded, the
+ * path it was loaded from.
+ *
+ * @param options The Python interpreter to ask.
+ * @returns The path.
+ * @throws {NativeLibraryError} when no step finds a library; the message
+ * says what each step found and what to do.
  *
  * @example
  * ```ts
@@ -37,21 +55,19 @@ let library: Deno.DynamicLibrary<typeof symbols> | undefined;
  * console.log(libraryPath().endsWith(".so"));
  * ```
  */
-export function libraryPath(): string {
-  const override = readEnv(LIBRARY_ENV);
-  if (override) return override;
-  const suffix = Deno.build.os === "darwin" ? "dylib" : "so";
-  return new URL(
-    `../ffi/target/release/librmp_iceoryx2.${suffix}`,
-    import.meta.url,
-  ).pathname;
+export function libraryPath(options: NativeLibraryOptions = {}): string {
+  return loadedFrom ?? findLibrary(options).path;
 }
 
 /**
- * The native library's symbols, loading the library on first use.
+ * The native library's symbols, loading the library on first use (from
+ * {@linkcode libraryPath}; later calls return the loaded library whatever
+ * their options).
  *
- * @throws {NativeLibraryError} when the library is missing or cannot load;
- * the message names the path tried and the command that builds it.
+ * @param options The Python interpreter to ask.
+ * @returns The symbols.
+ * @throws {NativeLibraryError} when no library is found or it cannot load;
+ * the message names the path tried and what to do.
  * @throws {MissingPermissionError} without `--allow-read` for the library's
  * path or without `--allow-ffi`.
  *
@@ -61,9 +77,17 @@ export function libraryPath(): string {
  * console.log(nativeLibrary().rmp_abi_version()); // 1
  * ```
  */
-export function nativeLibrary(): NativeSymbols {
+export function nativeLibrary(
+  options: NativeLibraryOptions = {},
+): NativeSymbols {
   if (library) return library.symbols;
-  const path = libraryPath();
+  const { path, step } = findLibrary(options);
+  const fix = {
+    env: `set ${LIBRARY_ENV} to a library built from this version, or unset it`,
+    python:
+      `install the ${PYTHON_PACKAGE} version that matches this module into the configured Python, or set ${LIBRARY_ENV}`,
+    checkout: "rebuild it with `deno task setup`",
+  }[step];
   try {
     Deno.statSync(path);
   } catch (cause) {
@@ -71,7 +95,7 @@ export function nativeLibrary(): NativeSymbols {
       cause,
       `Cannot check the native iceoryx2 library "${path}"`,
     ) ?? new NativeLibraryError(
-      `The native iceoryx2 library is missing at ${path}: build it with \`${BUILD_COMMAND}\` (or set ${LIBRARY_ENV})`,
+      `The native iceoryx2 library ${path} does not exist: ${fix}`,
       { cause },
     );
   }
@@ -84,7 +108,7 @@ export function nativeLibrary(): NativeSymbols {
     ) ?? new NativeLibraryError(
       `Cannot load the native iceoryx2 library at ${path}: ${
         (cause as Error).message
-      }; rebuild it with \`${BUILD_COMMAND}\``,
+      }; ${fix}`,
       { cause },
     );
   }
@@ -93,9 +117,10 @@ export function nativeLibrary(): NativeSymbols {
     library.close();
     library = undefined;
     throw new NativeLibraryError(
-      `The native library at ${path} has ABI ${abi}, expected ${ABI_VERSION}: rebuild it with \`${BUILD_COMMAND}\``,
+      `The native library at ${path} has ABI ${abi}, expected ${ABI_VERSION}: ${fix}`,
     );
   }
+  loadedFrom = path;
   return library.symbols;
 }
 

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { parse as parseToml, TomlError } from "smol-toml";
+// deno-lint-ignore no-import-prefix -- a copy imported by plain URL (no JSR import map) must resolve it too
+import { parse as parseToml, TomlError } from "npm:smol-toml@1.9.1";
 import { missingPermission, PipelineValidationError } from "../errors.ts";
 import { checkDefinition } from "./_shape.ts";
 import { definitionToToml } from "./_toml_writer.ts";

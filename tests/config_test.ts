@@ -71,6 +71,7 @@ Deno.test("without a module .venv the default executable is python3", async () =
     for (
       const f of [
         "control/config.ts",
+        "control/_checkout.ts",
         "errors.ts",
         "protocol/contracts.ts",
         "pipeline/_shape.ts",
@@ -78,6 +79,10 @@ Deno.test("without a module .venv the default executable is python3", async () =
     ) {
       await Deno.copyFile(new URL(`../${f}`, import.meta.url), `${dir}/${f}`);
     }
+    // A .venv next to a copy that is not a checkout (no ffi/, no python/)
+    // is not the module's: the default stays python3.
+    await Deno.mkdir(`${dir}/.venv/bin`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/.venv/bin/python`, "");
     const mod = await import(`file://${dir}/control/config.ts`);
     assert.equal(mod.defaultConfig().python.executable, "python3");
     assert.equal(

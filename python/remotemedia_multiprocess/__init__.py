@@ -7,6 +7,7 @@ channels over iceoryx2 shared memory (docs/channel-protocol.md).
 from __future__ import annotations
 
 from ._iox import IoxEnv, new_isolated_env, remove_env_files, sweep_stale
+from ._native_lib import library_path as native_library_path
 from .channel import Channel, Loan, Publisher, RawSample, Subscriber
 from .client import Session as Session
 from .errors import (
@@ -41,6 +42,7 @@ __all__ = [
     "Subscriber",
     "WireFormatError",
     "WireFormatReason",
+    "native_library_path",
     "new_isolated_env",
     "register_node",
     "registered_types",

@@ -1,6 +1,7 @@
 """Run a pipeline from Python through the Deno executor.
 
-:class:`Session` starts ``deno run -A control/session_server.ts`` as a child
+:class:`Session` starts the Deno session server (the copy the wheel carries, see
+:func:`find_session_server`) as a child
 process and drives it with JSON lines (control plane: create, progress,
 ready, close). Data does not go through Deno's pipes: the client publishes to
 the pipeline's input channels and subscribes to its output channels directly
@@ -44,16 +45,29 @@ from typing import IO, Any, Self, TypedDict, TypeVar
 import iceoryx2 as iox2
 
 from ._iox import IoxEnv
+from ._native_lib import bundled_session_server
 from .channel import INTERNAL_WAKE, Channel, Publisher, Subscriber
 from .errors import MultiprocessError, NodeProcessError
 from .pipeline import Pipeline
 from .runtime_data import RuntimeData
 
-__all__ = ["NodeProcessError", "ProgressEvent", "Session", "SessionError", "find_deno"]
+__all__ = [
+    "SERVER_ENV",
+    "NodeProcessError",
+    "ProgressEvent",
+    "Session",
+    "SessionError",
+    "find_deno",
+    "find_session_server",
+]
 
 _INTERNAL_WAKE = iox2.EventId.new(INTERNAL_WAKE)
 _P = TypeVar("_P", Publisher, Subscriber)
-_SERVER = Path(__file__).resolve().parents[2] / "control" / "session_server.ts"
+_CHECKOUT = Path(__file__).resolve().parents[2]
+SERVER_ENV = "RMP_SESSION_SERVER"
+"""The environment variable naming another session server: a path (a checkout's
+``control/session_server.ts``) or a specifier Deno runs
+(``jsr:@remotemedia/multiprocess@0.1.0/control/session_server.ts``, an https URL)."""
 _CLOSE_TIMEOUT = 30.0
 _MAX_ERRORS = 1000
 """How many node errors :attr:`Session.errors` keeps (the latest): a node that
@@ -119,6 +133,68 @@ def find_deno() -> str:
     raise SessionError("deno not found: install Deno or set DENO to its path")
 
 
+def find_session_server(explicit: str | os.PathLike[str] | None = None) -> tuple[str, bool]:
+    """The Deno session server to run, and whether it is the copy this package carries.
+
+    In this order: ``explicit`` (the ``session_server`` argument of :class:`Session`),
+    ``$RMP_SESSION_SERVER``, the copy the wheel carries (the same version as this
+    package, so nothing is fetched at run time), a checkout's
+    ``control/session_server.ts`` when this package is the checkout's own source.
+
+    Args:
+        explicit: A path or a specifier Deno can run.
+
+    Returns:
+        The path or specifier, and True for the copy this package carries.
+
+    Raises:
+        SessionError: When none is found, naming what to install or set.
+
+    Example:
+        >>> server, carried = find_session_server()  # doctest: +SKIP
+    """
+    given = str(explicit) if explicit is not None else os.environ.get(SERVER_ENV) or None
+    if given is not None:
+        if "://" not in given and not given.startswith(("jsr:", "npm:")):
+            path = Path(given).expanduser().resolve()
+            if not path.is_file():
+                raise SessionError(
+                    f"the session server {given!r} (from the session_server argument or "
+                    f"{SERVER_ENV}) does not exist: give the path of a session_server.ts or a "
+                    "specifier such as jsr:@remotemedia/multiprocess/control/session_server.ts"
+                )
+            return str(path), False
+        return given, False
+    carried = bundled_session_server()
+    if carried is not None:
+        return str(carried), True
+    server = _CHECKOUT / "control" / "session_server.ts"
+    if server.is_file() and (_CHECKOUT / "ffi" / "Cargo.toml").is_file():
+        return str(server), False
+    raise SessionError(
+        "this install of remotemedia-multiprocess carries no Deno session server (a source "
+        f"install outside a checkout): install the wheel with `{sys.executable} -m pip install "
+        f"--force-reinstall remotemedia-multiprocess`, or set {SERVER_ENV} to a "
+        "session_server.ts (a checkout's control/session_server.ts or a jsr: specifier)"
+    )
+
+
+def _server_command(server: str, carried: bool) -> list[str]:
+    """The deno command line that runs ``server``.
+
+    ``-A`` is the narrowest permission set a session runs under in Deno 2.9 (it
+    grants ``/dev/shm``, which no ``--allow-read``/``--allow-write`` does; see
+    README). The carried copy runs with its own ``deno.json`` (its imports point
+    at the files it carries), no lock file and ``--cached-only``: nothing is
+    fetched and nothing is written into site-packages.
+    """
+    command = [find_deno(), "run", "-A", "--no-prompt", "--quiet"]
+    if carried:
+        config = Path(server).parents[1] / "deno.json"
+        command += ["--config", str(config), "--no-lock", "--cached-only"]
+    return [*command, server]
+
+
 class Session:
     """A pipeline run by the Deno executor, with data over shared memory.
 
@@ -136,6 +212,9 @@ class Session:
             logged. Without it, each error is logged on ``remotemedia.client``
             at ERROR level (stderr when logging is not configured). Either
             way the error is added to :attr:`errors`.
+        session_server: The Deno session server to run, a path or a specifier
+            (default: ``$RMP_SESSION_SERVER``, else the copy this package carries;
+            see :func:`find_session_server`).
 
     Example:
         >>> s = Session({"version": 1, "nodes": []})  # doctest: +SKIP
@@ -150,7 +229,9 @@ class Session:
         config: Mapping[str, Any] | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
         on_error: Callable[[NodeProcessError], None] | None = None,
+        session_server: str | os.PathLike[str] | None = None,
     ) -> None:
+        self._server = find_session_server(session_server)
         self._pipeline = pipeline.to_dict() if isinstance(pipeline, Pipeline) else dict(pipeline)
         self._modules = list(modules)
         self._module_paths = [str(Path(p).resolve()) for p in module_paths]
@@ -193,7 +274,7 @@ class Session:
 
     def _start(self) -> None:
         self._proc = subprocess.Popen(
-            [find_deno(), "run", "-A", "--quiet", str(_SERVER)],
+            _server_command(*self._server),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,  # node logs go to our stderr
