@@ -144,7 +144,8 @@ Deno.test("video: frames stay in place: every payload is shared memory and no pr
   const denoSide: string[] = [];
   const stats = await runVideo({
     frames: 40,
-    inFlight: 2,
+    detectors: 2, // two detectors, each on its own input (frames0, frames1)
+    inFlight: 3,
     nodeConfig: { trace: true },
     onDetections: (d) => detect.push(d),
     onDrawStats: (s) => draw.push(s),

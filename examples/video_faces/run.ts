@@ -91,7 +91,8 @@ export interface RunVideoOptions {
    */
   scenePeriod?: number;
   /**
-   * Face detectors sharing the frames (frame n goes to detector n mod k).
+   * Face detectors sharing the frames (frame n goes to detector n mod k,
+   * through its own input: {@linkcode frameInput}).
    * @default {1}
    */
   detectors?: number;
@@ -134,6 +135,11 @@ export interface RunVideoOptions {
    */
   timeoutMs?: number;
   /**
+   * Print the nodes' output lines (MediaPipe logs a few at start-up).
+   * @default {false}
+   */
+  printLogs?: boolean;
+  /**
    * Progress of the node start-up.
    * @default {undefined}
    */
@@ -152,12 +158,27 @@ export interface VideoRunStats {
   detectLatencyMs: number[];
   /** Frame sent -> its annotated frame received, in ms. */
   drawLatencyMs: number[];
+  /** Frame sent -> both its detections and its annotated frame received. */
+  frameLatencyMs: number[];
   /** The model's own time per frame (inside the node), in ms. */
   modelMs: number[];
   /** Start-up: createSession + initialize, in ms. */
   startMs: number;
   /** Detections by frame number. */
   detections: Map<number, Detections>;
+}
+
+/**
+ * The pipeline input frame `n` goes to: `frames` with one detector; with k,
+ * `frames<n mod k>`, each read by its own detector and by the drawer (so a
+ * detector wakes only for its own frames).
+ *
+ * @param n The frame number.
+ * @param detectors How many detectors.
+ * @returns The input name.
+ */
+export function frameInput(n: number, detectors: number): string {
+  return detectors === 1 ? "frames" : `frames${n % detectors}`;
 }
 
 /**
@@ -179,16 +200,14 @@ export async function videoPipeline(
     ? ["detect"]
     : Array.from({ length: detectors }, (_, i) => `detect${i}`);
   ids.forEach((id, i) =>
-    p.addNode(detect.type, id, {
-      ...detect.config,
-      ...nodeConfig,
-      ...(detectors > 1 ? { shard: i, shards: detectors } : {}),
-    }, { env: detect.env })
+    p.addNode(detect.type, id, { ...detect.config, ...nodeConfig }, {
+      env: detect.env,
+    }).addInput(frameInput(i, detectors), id, "in")
   );
   p.addNode("draw_boxes", "draw", nodeConfig);
-  p.addInput("frames", ids[0], "in");
-  for (const id of ids.slice(1)) p.addInput("frames", id, "in");
-  p.addInput("frames", "draw", "frame");
+  for (let i = 0; i < detectors; i++) {
+    p.addInput(frameInput(i, detectors), "draw", "frame");
+  }
   for (const id of ids) {
     p.connect(id, "out", "draw", "detections");
     p.addOutput(
@@ -261,6 +280,7 @@ export async function runVideo(
   await using session = await executor.createSession(pipeline, {
     modules: ["video_nodes"],
     modulePaths: [HERE],
+    printLogs: options.printLogs ?? false,
     onProgress: (p) => options.onProgress?.(p.nodeId, p.phase, p.message ?? ""),
   });
   await withTimeout(session.initialize(), 120_000, "initialize()");
@@ -276,8 +296,10 @@ export async function runVideo(
   const halfDone = new Set<number>();
   let done = 0;
   let wake: (() => void) | undefined;
+  const frameLatencyMs: number[] = [];
   const arrived = (n: number) => {
     if (halfDone.delete(n)) {
+      frameLatencyMs.push(performance.now() - sentAt.get(n)!);
       done++;
       wake?.();
     } else halfDone.add(n);
@@ -366,12 +388,13 @@ export async function runVideo(
   try {
     while (more()) {
       await waitSlot(inFlight - 1);
-      const frame = await session.allocate("frames", template);
+      const input = frameInput(sent, detectors);
+      const frame = await session.allocate(input, template);
       scene.render(sent, frame.data, content(sent));
       frame.frameNumber = BigInt(sent);
       options.onAllocated?.(frame.data, sent);
       sentAt.set(sent, performance.now());
-      await session.send("frames", frame);
+      await session.send(input, frame);
       sent++;
     }
     await waitSlot(0);
@@ -386,6 +409,7 @@ export async function runVideo(
     fps: done / seconds,
     detectLatencyMs,
     drawLatencyMs,
+    frameLatencyMs,
     modelMs,
     startMs,
     detections,
