@@ -192,13 +192,14 @@ export async function setupExamples(
     if (hasNodeps) {
       await run(
         pip[0],
-        [...pip.slice(1), "--no-deps", "-r", nodeps],
+        // Their declared dependencies are left out on purpose: no warning.
+        [...pip.slice(1), "--no-deps", "--no-warn-conflicts", "-r", nodeps],
         `installing ${nodeps} (--no-deps)`,
       );
     }
     await run(
       pip[0],
-      [...pip.slice(1), "-e", "python"],
+      [...pip.slice(1), "--no-warn-conflicts", "-e", "python"],
       `installing the SDK into .venvs/${name}`,
     );
     await Deno.writeTextFile(stampPath, want);
