@@ -334,3 +334,31 @@ Deno.test("envs: the env of a node survives JSON and TOML round trips", () => {
     assertEquals(q.toJSON().nodes.map((n) => n.env), [undefined, "np1"]);
   }
 });
+
+Deno.test("video: examples/video_faces/main.ts (deno task demo:video) prints fps and the latency per stage", async () => {
+  needMediapipeEnv();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "examples/video_faces/main.ts", "--seconds=2"],
+    cwd: root,
+    signal: AbortSignal.timeout(120_000),
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) +
+    new TextDecoder().decode(out.stderr);
+  assert(out.success, text);
+  const m = text.match(
+    /frames: (\d+) in [\d.]+ s = ([\d.]+) fps; a face found in (\d+) of them/,
+  );
+  assert(m, text);
+  assert(Number(m[1]) > 10 && Number(m[2]) > 5, text);
+  assertEquals(m[3], m[1], "every frame of the scene shows the face");
+  for (
+    const stage of ["stage detect (model", "stage detect (frame", "stage draw"]
+  ) {
+    assert(
+      new RegExp(
+        `${stage.replace(/[()]/g, "\\$&")}.*p50 [\\d.]+ ms, p95 [\\d.]+ ms`,
+      ).test(text),
+      text,
+    );
+  }
+});

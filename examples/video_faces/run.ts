@@ -162,6 +162,9 @@ export interface VideoRunStats {
   frameLatencyMs: number[];
   /** The model's own time per frame (inside the node), in ms. */
   modelMs: number[];
+  /** CPU time spent while the frames ran, in ms, per process ("deno" and
+   * each node id): divide by `frames` for the cost of a frame. */
+  cpuMs: Record<string, number>;
   /** Start-up: createSession + initialize, in ms. */
   startMs: number;
   /** Detections by frame number. */
@@ -232,6 +235,17 @@ export function percentile(xs: number[], q: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+}
+
+/** CPU time (user + system) of process `pid` in ms, or NaN when unreadable. */
+function cpuMs(pid: number): number {
+  try {
+    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]
+      .split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10; // clock ticks of 10 ms
+  } catch {
+    return NaN;
+  }
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -370,8 +384,14 @@ export async function runVideo(
   });
   const wantFrames = options.frames;
   const sendUntil = performance.now() + (options.seconds ?? 10) * 1000;
+  const processes = (): [string, number][] => [
+    ["deno", Deno.pid],
+    ...session.status().map((n) => [n.nodeId, n.pid ?? -1] as [string, number]),
+  ];
+  const cpuBefore = new Map(processes().map(([k, pid]) => [k, cpuMs(pid)]));
   const first = performance.now();
   let sent = 0;
+  const cpu: Record<string, number> = {};
   const more = () =>
     wantFrames !== undefined
       ? sent < wantFrames
@@ -398,6 +418,9 @@ export async function runVideo(
       sent++;
     }
     await waitSlot(0);
+    for (const [k, pid] of processes()) {
+      cpu[k] = cpuMs(pid) - cpuBefore.get(k)!;
+    }
   } finally {
     abort.abort();
   }
@@ -411,6 +434,7 @@ export async function runVideo(
     drawLatencyMs,
     frameLatencyMs,
     modelMs,
+    cpuMs: cpu,
     startMs,
     detections,
   };
