@@ -229,7 +229,8 @@ export type PipelineErrorCode =
   | "invalid_schema"
   | "port_in_use"
   | "duplicate_connection"
-  | "invalid_name";
+  | "invalid_name"
+  | "unknown_env";
 
 /**
  * A pipeline definition is invalid. Raised before any process is spawned.
@@ -288,6 +289,62 @@ export class ProcessSpawnError extends MultiprocessError {
   ) {
     super(message, options);
     this.path = options.path;
+  }
+}
+
+/**
+ * A Python environment (the default one or a named
+ * `[multiprocess.python.envs.<name>]`) whose `iceoryx2` package is not the
+ * version the native library was built with. iceoryx2 refuses shared memory
+ * of any other version, so no node is started in it.
+ *
+ * @example
+ * ```ts
+ * import { Iceoryx2VersionError } from "@remotemedia/multiprocess/errors";
+ * const e = new Iceoryx2VersionError({
+ *   env: "mediapipe",
+ *   executable: ".venvs/mediapipe/bin/python",
+ *   found: "0.9.0",
+ *   wanted: "0.10.0",
+ * });
+ * console.log(e.env, e.found, e.wanted); // "mediapipe" "0.9.0" "0.10.0"
+ * ```
+ */
+export class Iceoryx2VersionError extends MultiprocessError {
+  /** The environment's name; `"default"` for `[multiprocess.python]`. */
+  readonly env: string;
+  /** Its Python executable. */
+  readonly executable: string;
+  /** The iceoryx2 version installed there, or null when none is. */
+  readonly found: string | null;
+  /** The version every side must run (`ICEORYX2_VERSION`). */
+  readonly wanted: string;
+
+  /**
+   * Creates the error; the message names the environment and both versions.
+   *
+   * @param options The environment, its executable and the versions.
+   */
+  constructor(
+    options: MultiprocessErrorOptions & {
+      env: string;
+      executable: string;
+      found: string | null;
+      wanted: string;
+    },
+  ) {
+    super(
+      `Python environment "${options.env}" (${options.executable}) has ${
+        options.found === null
+          ? "no iceoryx2 package"
+          : `iceoryx2 ${options.found}`
+      }, but this module needs iceoryx2==${options.wanted} (iceoryx2 refuses shared memory of any other version): install it there (\`pip install iceoryx2==${options.wanted}\`, or the SDK from python/)`,
+      options,
+    );
+    this.env = options.env;
+    this.executable = options.executable;
+    this.found = options.found;
+    this.wanted = options.wanted;
   }
 }
 

@@ -32,6 +32,37 @@ export interface PythonConfig {
   extraPaths: string[];
   /** Extra environment variables of every node process. */
   env: Record<string, string>;
+  /**
+   * Named Python environments a node may run in (`env = "<name>"` on the
+   * node): `[multiprocess.python.envs.<name>]`.
+   */
+  envs: Record<string, PythonEnvConfig>;
+}
+
+/** One named Python environment (`[multiprocess.python.envs.<name>]`). */
+export interface PythonEnvConfig {
+  /** The interpreter of the environment's nodes. */
+  executable: string;
+  /** The virtual environment, when it was given as `venv`. */
+  venvPath: string | undefined;
+}
+
+/** One named Python environment, given in code (the shape of
+ * {@linkcode PythonEnvConfig}, so a resolved configuration passes back in). */
+export interface PythonEnvOptions {
+  /**
+   * A virtual environment; its `bin/python` runs the nodes unless
+   * `executable` is given. Give at least one of the two.
+   *
+   * @default {undefined}
+   */
+  venvPath?: string;
+  /**
+   * The interpreter (a bare name is looked up in `PATH`).
+   *
+   * @default {"<venvPath>/bin/python"}
+   */
+  executable?: string;
 }
 
 /** The resolved runtime configuration. */
@@ -80,6 +111,13 @@ export interface PythonConfigOptions {
    * @default {{}}
    */
   env?: Record<string, string>;
+  /**
+   * Named environments a node may run in (merged over the file's, name by
+   * name). Names: letters, digits, `_` and `-`.
+   *
+   * @default {{}}
+   */
+  envs?: Record<string, PythonEnvOptions>;
 }
 
 /** Options given in code; they win over `runtime.toml`. */
@@ -157,7 +195,8 @@ type Kind =
   | { type: "string" }
   | { type: "path" }
   | { type: "paths" }
-  | { type: "env" };
+  | { type: "env" }
+  | { type: "envs" };
 
 interface Field {
   toml: string;
@@ -208,7 +247,10 @@ const PYTHON_FIELDS: Field[] = [
   { toml: "venv_path", ts: "venvPath", kind: { type: "path" } },
   { toml: "extra_paths", ts: "extraPaths", kind: { type: "paths" } },
   { toml: "env", ts: "env", kind: { type: "env" } },
+  { toml: "envs", ts: "envs", kind: { type: "envs" } },
 ];
+
+const ENV_NAME = /^[A-Za-z0-9_-]+$/;
 
 function describe(v: unknown): string {
   return describeValue(v, "a table");
@@ -333,6 +375,69 @@ function checkValue(
         }
         Object.defineProperty(out, name, {
           value,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
+      return out;
+    }
+    case "envs": {
+      if (!isTable(v)) {
+        throw err(src, key, `must be a table of tables, got ${describe(v)}`);
+      }
+      const out: Record<string, PythonEnvOptions> = {};
+      for (const [name, table] of Object.entries(v)) {
+        const k = `${key}.${keyPart(name)}`;
+        if (!ENV_NAME.test(name)) {
+          throw err(
+            src,
+            k,
+            "is not a valid environment name (letters, digits, _ and - only)",
+          );
+        }
+        if (!isTable(table)) {
+          throw err(src, k, `must be a table, got ${describe(table)}`);
+        }
+        // In the file: `venv` or `executable`; in code: `venvPath` and/or
+        // `executable` (the shape of a resolved PythonEnvConfig).
+        const names = src.names === "toml"
+          ? { venv: "venv", executable: "executable" }
+          : { venv: "venvPath", executable: "executable" };
+        const one: PythonEnvOptions = {};
+        for (const [field, value] of Object.entries(table)) {
+          if (field !== names.venv && field !== names.executable) {
+            throw err(
+              src,
+              `${k}.${keyPart(field)}`,
+              `unknown key (known: ${names.venv}, ${names.executable})`,
+            );
+          }
+          if (value === undefined && src.names === "ts") continue;
+          const checked = checkValue(
+            src,
+            `${k}.${field}`,
+            { type: "path" },
+            value,
+          ) as string;
+          if (field === names.venv) one.venvPath = checked;
+          else one.executable = checked;
+        }
+        if (one.venvPath === undefined && one.executable === undefined) {
+          throw err(
+            src,
+            k,
+            `needs \`${names.venv}\` or \`${names.executable}\``,
+          );
+        }
+        if (
+          src.names === "toml" && one.venvPath !== undefined &&
+          one.executable !== undefined
+        ) {
+          throw err(src, k, "gives both `venv` and `executable`: give one");
+        }
+        Object.defineProperty(out, name, {
+          value: one,
           enumerable: true,
           writable: true,
           configurable: true,
@@ -494,6 +599,16 @@ export function resolveConfig(
   ) {
     filePy.executable = resolvePath(filePy.executable, base);
   }
+  if (isTable(filePy.envs)) {
+    for (
+      const e of Object.values(filePy.envs as Record<string, PythonEnvOptions>)
+    ) {
+      if (e.venvPath !== undefined) e.venvPath = resolvePath(e.venvPath, base);
+      if (e.executable?.includes("/")) {
+        e.executable = resolvePath(e.executable, base);
+      }
+    }
+  }
 
   if (!isTable(overrides)) {
     throw err(
@@ -532,8 +647,30 @@ export function resolveConfig(
         ...(filePy.env as Record<string, string> | undefined),
         ...(codePy.env as Record<string, string> | undefined),
       },
+      envs: resolveEnvs({
+        ...(filePy.envs as Record<string, PythonEnvOptions> | undefined),
+        ...(codePy.envs as Record<string, PythonEnvOptions> | undefined),
+      }),
     },
   };
+}
+
+function resolveEnvs(
+  envs: Record<string, PythonEnvOptions>,
+): Record<string, PythonEnvConfig> {
+  const out: Record<string, PythonEnvConfig> = {};
+  for (const [name, e] of Object.entries(envs)) {
+    Object.defineProperty(out, name, {
+      value: {
+        executable: e.executable ?? join(e.venvPath!, "bin", "python"),
+        venvPath: e.venvPath,
+      },
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
 }
 
 /**

@@ -14,6 +14,7 @@ import {
 } from "./config.ts";
 import {
   ConfigError,
+  Iceoryx2VersionError,
   missingPermission,
   type ModuleImportFailure,
   MultiprocessError,
@@ -22,6 +23,15 @@ import {
   ProcessSpawnError,
   ResourceLimitError,
 } from "../errors.ts";
+import { ICEORYX2_VERSION } from "../protocol/contracts.ts";
+import {
+  checkEnvNames,
+  DEFAULT_ENV_NAME,
+  envPython,
+  LIST_TYPES_SCRIPT,
+  unknownTypeInEnv,
+  usedEnvs,
+} from "./_python_envs.ts";
 import { removeIsolation } from "../data/isolation.ts";
 import { nativeLibrary } from "../data/native.ts";
 import { PYTHON_PACKAGE } from "../data/_library_path.ts";
@@ -41,6 +51,13 @@ export interface ListNodeTypesOptions {
    * @default {[]}
    */
   modulePaths?: string[];
+  /**
+   * The Python environment to list in (a name of
+   * `[multiprocess.python.envs]`): each environment imports the modules with
+   * its own packages, so it may register other types.
+   * @default {undefined} the default interpreter
+   */
+  env?: string;
 }
 
 /** What the runner reported for a set of modules. */
@@ -370,20 +387,25 @@ export class MultiprocessExecutor implements AsyncDisposable {
     ];
   }
 
-  #checkPython(): void {
-    const { executable, venvPath } = this.config.python;
+  #checkPython(env?: string): void {
+    const { executable, venvPath } = envPython(this.config, env);
+    const of = env === undefined ? "" : ` of Python environment "${env}"`;
     if (venvPath) {
       checkExists(
         venvPath,
         "the Python venv",
-        `The Python venv ${venvPath} does not exist: create it with \`python3 -m venv ${venvPath}\` and \`${venvPath}/bin/pip install ${PYTHON_PACKAGE}\`, or set python.venv_path to one that exists`,
+        `The Python venv ${venvPath}${of} does not exist: create it with \`python3 -m venv ${venvPath}\` and \`${venvPath}/bin/pip install ${PYTHON_PACKAGE}\` (in a checkout: \`deno task setup${
+          env === undefined ? "" : " --examples"
+        }\`), or point ${
+          env === undefined ? "python.venv_path" : `python.envs.${env}`
+        } at one that exists`,
       );
     }
     if (executable.includes("/")) {
       checkExists(
         executable,
         "the Python executable",
-        `the Python executable ${executable} does not exist`,
+        `the Python executable ${executable}${of} does not exist`,
       );
     }
   }
@@ -425,10 +447,11 @@ export class MultiprocessExecutor implements AsyncDisposable {
   listNodeTypes(options: ListNodeTypesOptions = {}): Promise<NodeTypeListing> {
     const modules = options.modules ?? [];
     const modulePaths = options.modulePaths ?? [];
-    const key = JSON.stringify([modules, modulePaths]);
+    const env = options.env;
+    const key = JSON.stringify([modules, modulePaths, env ?? null]);
     let listing = this.#typeCache.get(key);
     if (!listing) {
-      listing = this.#listNodeTypes(modules, modulePaths);
+      listing = this.#listNodeTypes(modules, modulePaths, env);
       this.#typeCache.set(key, listing);
       // A failed import is not kept: the user may fix the module and retry.
       listing.then(
@@ -442,10 +465,20 @@ export class MultiprocessExecutor implements AsyncDisposable {
   async #listNodeTypes(
     modules: string[],
     modulePaths: string[],
+    env: string | undefined,
   ): Promise<NodeTypeListing> {
-    this.#checkPython();
-    const { executable } = this.config.python;
-    const args = ["-m", "remotemedia_multiprocess.runner", "--list-types"];
+    if (env !== undefined && !Object.hasOwn(this.config.python.envs, env)) {
+      throw new ConfigError(
+        `No Python environment "${env}" is configured (configured: ${
+          Object.keys(this.config.python.envs).join(", ") || "none"
+        })`,
+        { key: `python.envs.${env}` },
+      );
+    }
+    this.#checkPython(env);
+    const { executable } = envPython(this.config, env);
+    // The script checks the environment's iceoryx2 first (LIST_TYPES_SCRIPT).
+    const args = ["-c", LIST_TYPES_SCRIPT, "--list-types"];
     for (const p of modulePaths) args.push("--module-path", p);
     for (const m of modules) args.push("--module", m);
     let output: Deno.CommandOutput;
@@ -491,8 +524,26 @@ export class MultiprocessExecutor implements AsyncDisposable {
         { path: executable },
       );
     }
+    let parsed: Record<string, unknown>;
     try {
-      const parsed = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
+      parsed = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
+    } catch (cause) {
+      throw new MultiprocessError(
+        `The runner's node type listing is not JSON: ${stdout.slice(0, 500)}`,
+        { cause },
+      );
+    }
+    if ("iceoryx2_version" in parsed && !("types" in parsed)) {
+      throw new Iceoryx2VersionError({
+        env: env ?? DEFAULT_ENV_NAME,
+        executable,
+        found: typeof parsed.iceoryx2_version === "string"
+          ? parsed.iceoryx2_version
+          : null,
+        wanted: ICEORYX2_VERSION,
+      });
+    }
+    try {
       const errors = (parsed.errors ?? []) as Record<string, unknown>[];
       return {
         types: new Map(
@@ -506,8 +557,9 @@ export class MultiprocessExecutor implements AsyncDisposable {
           traceback: typeof e.traceback === "string" ? e.traceback : "",
         })),
         // An older runner does not report folders: say nothing wrong then.
-        modulePaths: parsed.module_paths ?? modulePaths,
-        missingPaths: parsed.missing_paths ?? [],
+        modulePaths: (parsed.module_paths as string[] | undefined) ??
+          modulePaths,
+        missingPaths: (parsed.missing_paths as string[] | undefined) ?? [],
       };
     } catch (cause) {
       throw new MultiprocessError(
@@ -553,8 +605,20 @@ export class MultiprocessExecutor implements AsyncDisposable {
         { limit, requested: nodeCount },
       );
     }
-    const listing = await this.listNodeTypes(options);
-    if (listing.errors.length) {
+    checkEnvNames(pipeline, this.config);
+    const envs = usedEnvs(pipeline);
+    // One listing per environment the nodes use, in parallel.
+    const listings = new Map(
+      await Promise.all(
+        envs.map(async (env) =>
+          [env, await this.listNodeTypes({ ...options, env })] as const
+        ),
+      ),
+    );
+    const failed = [...listings].find(([, l]) => l.errors.length);
+    const [failedEnv, listing] = failed ??
+      [undefined, listings.get(undefined) ?? [...listings.values()][0]];
+    if (listing && listing.errors.length) {
       // Fails even when the types needed were found: a module that failed
       // half-way may have registered some of its types only.
       const unknown = [
@@ -564,25 +628,49 @@ export class MultiprocessExecutor implements AsyncDisposable {
           ),
         ),
       ].map((t) => `\nNode type "${t}" is not registered.`).join("");
-      throw new NodeModuleError(importErrorsText(listing) + unknown, {
+      const inEnv = envs.length > 1 || failedEnv !== undefined
+        ? `In Python environment "${failedEnv ?? DEFAULT_ENV_NAME}": `
+        : "";
+      throw new NodeModuleError(inEnv + importErrorsText(listing) + unknown, {
         failures: listing.errors,
         modulePaths: listing.modulePaths,
         missingPaths: listing.missingPaths,
       });
     }
+    // Each node's type must be registered in its own environment.
+    const registry = new Map<string, NodeTypeInfo>();
+    const where = () => {
+      const modules = options.modules ?? [];
+      return modules.length
+        ? `Imported modules: ${modules.join(", ")}.`
+        : "No node modules were given: list the modules that register your node types in `modules`.";
+    };
+    if (envs.some((e) => e !== undefined)) {
+      for (const n of pipeline.toJSON().nodes) {
+        const info = listings.get(n.env)!.types.get(n.type);
+        if (!info) {
+          throw unknownTypeInEnv(
+            n.id,
+            n.type,
+            n.env,
+            new Map([...listings].map(([e, l]) => [e, l.types.keys()])),
+            `${where()} ${foldersText(listings.get(n.env)!)}`,
+          );
+        }
+        registry.set(n.type, info);
+      }
+    } else if (listing) {
+      for (const [t, info] of listing.types) registry.set(t, info);
+    }
     try {
-      pipeline.validate({ registry: listing.types });
+      pipeline.validate({ registry });
     } catch (e) {
       if (
         e instanceof PipelineValidationError && e.code === "unknown_node_type"
       ) {
-        const modules = options.modules ?? [];
-        const where = modules.length
-          ? `Imported modules: ${modules.join(", ")}.`
-          : "No node modules were given: list the modules that register your node types in `modules`.";
         throw new PipelineValidationError(
           "unknown_node_type",
-          `${e.message}. ${where} ${foldersText(listing)}`,
+          `${e.message}. ${where()} ${foldersText(listing!)}`,
           { cause: e, nodeId: e.nodeId },
         );
       }

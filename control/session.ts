@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { envPython } from "./_python_envs.ts";
 import {
   type Channel,
   ChannelContext,
@@ -335,6 +336,11 @@ export class Session extends EventTarget implements AsyncDisposable {
     }
   }
 
+  /** The Python environment of node `id` (undefined: the default). */
+  #nodeEnv(id: string): string | undefined {
+    return this.#pipeline.toJSON().nodes.find((n) => n.id === id)?.env;
+  }
+
   /** @internal Creates channels, spawns every node at once. */
   async start(pythonPathEntries: string[]): Promise<void> {
     const signal = this.#options.signal;
@@ -362,7 +368,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         const node = this.#nodes.get(id)!;
         const child = spawnNodeProcess({
           nodeId: id,
-          executable: this.#config.python.executable,
+          executable: envPython(this.#config, this.#nodeEnv(id)).executable,
           args: ["-m", "remotemedia_multiprocess.runner", "--spec", specPath],
           env,
           onLine: (stream, line, continued) =>

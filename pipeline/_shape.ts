@@ -215,13 +215,19 @@ export function checkNonEmptyString(v: unknown, path: string): string {
 function checkNodes(v: unknown): NodeDefinition[] {
   return checkArray(v, "$.nodes").map((n, i) => {
     const p = at("$.nodes", i);
-    const no = checkObject(n, p, ["id", "type", "config"], ["id", "type"]);
+    const no = checkObject(n, p, ["id", "type", "config", "env"], [
+      "id",
+      "type",
+    ]);
     return {
       id: checkName("node id", no.id, at(p, "id")),
       type: checkNonEmptyString(no.type, at(p, "type")),
       config: no.config === undefined
         ? {}
         : checkConfig(no.config, at(p, "config")),
+      ...(no.env === undefined
+        ? {}
+        : { env: checkName("environment name", no.env, at(p, "env")) }),
     };
   });
 }

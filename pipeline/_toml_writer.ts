@@ -64,6 +64,7 @@ export function definitionToToml(def: PipelineDefinition): string {
   for (const n of def.nodes) {
     lines.push("", "[[nodes]]", `id = ${tomlString(n.id)}`);
     lines.push(`type = ${tomlString(n.type)}`);
+    if (n.env !== undefined) lines.push(`env = ${tomlString(n.env)}`);
     const entries = Object.entries(n.config);
     if (entries.length > 0) {
       lines.push("", "[nodes.config]");

@@ -24,6 +24,7 @@
 
 export { Pipeline } from "./pipeline.ts";
 export type {
+  AddNodeOptions,
   ConfigValue,
   ConnectionDefinition,
   InputChannel,

@@ -24,6 +24,7 @@ import {
   saveDefinition,
 } from "./io.ts";
 import type {
+  AddNodeOptions,
   ConnectionDefinition,
   InputChannel,
   InputDefinition,
@@ -102,6 +103,7 @@ export class Pipeline {
    * @param type The registered node type.
    * @param id The node id, unique in the pipeline (letters, digits, `_`, `-`).
    * @param config The node's configuration (deep-copied).
+   * @param options The node's Python environment (`env`).
    * @returns This pipeline, for chaining.
    *
    * @example
@@ -110,11 +112,19 @@ export class Pipeline {
    * const p = new Pipeline().addNode("vad", "vad", { threshold: 0.5 });
    * ```
    */
-  addNode(type: string, id: string, config: NodeConfig = {}): this {
+  addNode(
+    type: string,
+    id: string,
+    config: NodeConfig = {},
+    options: AddNodeOptions = {},
+  ): this {
     this.#nodes.push({
       id: checkName("node id", id, ""),
       type: checkNonEmptyString(type, "node type"),
       config: checkConfig(config, "config"),
+      ...(options.env === undefined
+        ? {}
+        : { env: checkName("environment name", options.env, "env") }),
     });
     return this;
   }
@@ -332,6 +342,7 @@ export class Pipeline {
         id: n.id,
         type: n.type,
         config: structuredClone(n.config),
+        ...(n.env === undefined ? {} : { env: n.env }),
       })),
       connections: this.#connections.map((c) => ({
         from: { ...c.from },

@@ -33,6 +33,23 @@ export interface NodeDefinition {
   type: string;
   /** Passed to the node unchanged. */
   config: NodeConfig;
+  /**
+   * The Python environment the node runs in: a name that `runtime.toml` maps
+   * to a venv or an executable (`[multiprocess.python.envs.<name>]`). Absent:
+   * the default interpreter (`[multiprocess.python]`).
+   */
+  env?: string;
+}
+
+/** Options of {@linkcode Pipeline.prototype.addNode}. */
+export interface AddNodeOptions {
+  /**
+   * The Python environment the node runs in (a name of
+   * `[multiprocess.python.envs]`; letters, digits, `_` and `-`).
+   *
+   * @default {undefined} the default interpreter
+   */
+  env?: string;
 }
 
 /** A connection from a node's output port to a node's input port. */

@@ -9,6 +9,8 @@
 
 /** Version of the native library's C ABI. */
 export const ABI_VERSION = 1;
+/** The iceoryx2 release every side runs (the Python wheel and the crate). */
+export const ICEORYX2_VERSION = "0.10.0";
 
 /** RuntimeData wire format: `version`. */
 export const WIRE_VERSION = 1;

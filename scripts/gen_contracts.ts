@@ -15,7 +15,7 @@ type Table = Record<string, unknown>;
 type Scalar = string | number | boolean;
 
 interface Contracts {
-  abi: { version: number };
+  abi: { version: number; iceoryx2_version: string };
   wire: Table & {
     offsets: Record<string, number>;
     types: Record<string, number>;
@@ -173,6 +173,10 @@ function emitTs(c: Contracts): string {
     "",
     "/** Version of the native library's C ABI. */",
     `export const ABI_VERSION = ${c.abi.version};`,
+    "/** The iceoryx2 release every side runs (the Python wheel and the crate). */",
+    `export const ICEORYX2_VERSION = ${
+      JSON.stringify(c.abi.iceoryx2_version)
+    };`,
     "",
   ];
   const group = (prefix: string, t: Table, what: string) => {
@@ -251,6 +255,7 @@ function emitPy(c: Contracts): string {
     "from typing import Any, Literal, TypedDict",
     "",
     `ABI_VERSION = ${c.abi.version}`,
+    `ICEORYX2_VERSION = ${JSON.stringify(c.abi.iceoryx2_version)}`,
   ];
   const group = (prefix: string, t: Table) => {
     for (const [k, v] of scalars(t)) {
@@ -318,6 +323,10 @@ function emitRs(c: Contracts): string {
     "",
     "/// Version of the C ABI (`rmp_abi_version`).",
     `pub const ABI_VERSION: u32 = ${c.abi.version};`,
+    "/// The iceoryx2 release every side runs (the crate pin in Cargo.toml).",
+    `pub const ICEORYX2_VERSION: &str = ${
+      JSON.stringify(c.abi.iceoryx2_version)
+    };`,
   ];
   const group = (prefix: string, t: Table) => {
     for (const [k, v] of scalars(t)) {

@@ -1,10 +1,10 @@
 /**
- * `deno task test`: sets up, runs the Deno tests and pytest, and ends with the
+ * `deno task test`: sets up (the example environments included), runs the Deno tests and pytest, and ends with the
  * plain line `N passed, M failed` (the sum of both suites).
  *
  * @module
  */
-import { setup } from "./setup.ts";
+import { setup, setupExamples } from "./setup.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
@@ -64,6 +64,9 @@ function parseCargo(out: string): [number, number] | null {
 }
 
 await setup();
+// The example environments (.venvs/<name>/ from examples/envs/) too: tests
+// that need one find it at .venvs/<name>/bin/python.
+await setupExamples();
 const filter = Deno.args;
 // The examples in the JSDoc of every public entry point run too.
 const entryPoints = Object.values(

@@ -34,6 +34,7 @@ function defaults(
       venvPath: undefined,
       extraPaths: [],
       env: {},
+      envs: {},
       ...python,
     },
   };
@@ -109,6 +110,17 @@ Deno.test("a file with every key", async () => {
         venvPath: "/opt/venv",
         extraPaths: ["/opt/nodes", "/srv/models"],
         env: { OMP_NUM_THREADS: "1", "WITH SPACE": "x y", EMPTY: "" },
+        envs: {
+          vision: {
+            executable: "/opt/vision/bin/python",
+            venvPath: "/opt/vision",
+          },
+          tools: {
+            // Relative to the file's folder.
+            executable: fixture("envs/tools/bin/python"),
+            venvPath: undefined,
+          },
+        },
       },
     });
   }
@@ -210,7 +222,37 @@ const FILE_ERRORS: [string, string, string][] = [
   [
     "unknown_python_key",
     "multiprocess.python.venv",
-    "unknown key (known: executable, venv_path, extra_paths, env)",
+    "unknown key (known: executable, venv_path, extra_paths, env, envs)",
+  ],
+  [
+    "envs_bad_name",
+    'multiprocess.python.envs."bad name"',
+    "is not a valid environment name (letters, digits, _ and - only)",
+  ],
+  [
+    "envs_both",
+    "multiprocess.python.envs.vision",
+    "gives both `venv` and `executable`: give one",
+  ],
+  [
+    "envs_neither",
+    "multiprocess.python.envs.vision",
+    "needs `venv` or `executable`",
+  ],
+  [
+    "envs_unknown_key",
+    "multiprocess.python.envs.vision.venv_path",
+    "unknown key (known: venv, executable)",
+  ],
+  [
+    "envs_not_table",
+    "multiprocess.python.envs",
+    "must be a table of tables, got a string",
+  ],
+  [
+    "envs_entry_not_table",
+    "multiprocess.python.envs.vision",
+    "must be a table, got a string",
   ],
   ["multiprocess_not_table", "multiprocess", "must be a table, got a number"],
   ["python_not_table", "multiprocess.python", "must be a table, got a string"],
@@ -407,7 +449,7 @@ Deno.test("options given in code are validated too, without a file", async () =>
     [
       { python: { venv_path: "/x" } } as unknown as RuntimeConfigOptions,
       "python.venv_path",
-      "unknown option (known: executable, venvPath, extraPaths, env)",
+      "unknown option (known: executable, venvPath, extraPaths, env, envs)",
     ],
     [
       { python: "python3" } as unknown as RuntimeConfigOptions,

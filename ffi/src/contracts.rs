@@ -4,6 +4,8 @@
 
 /// Version of the C ABI (`rmp_abi_version`).
 pub const ABI_VERSION: u32 = 1;
+/// The iceoryx2 release every side runs (the crate pin in Cargo.toml).
+pub const ICEORYX2_VERSION: &str = "0.10.0";
 pub const CHANNEL_DEFAULT_CAPACITY: usize = 8;
 pub const CHANNEL_MAX_CAPACITY: usize = 1024;
 pub const CHANNEL_DEFAULT_MAX_SUBSCRIBERS: usize = 8;

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 ABI_VERSION = 1
+ICEORYX2_VERSION = "0.10.0"
 WIRE_VERSION = 1
 WIRE_MAGIC = 0x54444D52
 WIRE_HEADER_LEN = 128

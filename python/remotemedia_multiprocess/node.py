@@ -103,7 +103,8 @@ class MultiprocessNode:
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("in",)
-    """Input port names. Each input RuntimeData carries its port in ``.port``."""
+    """Input port names. Each input RuntimeData carries its port in ``.port``.
+    When several ports have data waiting, the runner takes them in this order."""
 
     outputs: ClassVar[tuple[str, ...]] = ("out",)
     """Output port names; the first is where plain return values go."""

@@ -65,6 +65,7 @@ PipelineErrorCode = Literal[
     "port_in_use",
     "duplicate_connection",
     "invalid_name",
+    "unknown_env",
 ]
 
 
@@ -279,14 +280,15 @@ def _check_definition(raw: object) -> dict[str, Any]:
     d["nodes"] = []
     for i, n in enumerate(_check_array(o.get("nodes", _MISSING), "$.nodes")):
         p = _at("$.nodes", i)
-        no = _check_object(n, p, ("id", "type", "config"), ("id", "type"))
-        d["nodes"].append(
-            {
-                "id": _check_name("node id", no["id"], _at(p, "id")),
-                "type": _check_non_empty_string(no["type"], _at(p, "type")),
-                "config": _check_config(no["config"], _at(p, "config")) if "config" in no else {},
-            }
-        )
+        no = _check_object(n, p, ("id", "type", "config", "env"), ("id", "type"))
+        node: dict[str, Any] = {
+            "id": _check_name("node id", no["id"], _at(p, "id")),
+            "type": _check_non_empty_string(no["type"], _at(p, "type")),
+            "config": _check_config(no["config"], _at(p, "config")) if "config" in no else {},
+        }
+        if "env" in no:
+            node["env"] = _check_name("environment name", no["env"], _at(p, "env"))
+        d["nodes"].append(node)
     d["connections"] = []
     for i, c in enumerate(_check_array(o.get("connections", _MISSING), "$.connections")):
         p = _at("$.connections", i)
@@ -382,6 +384,8 @@ def _definition_to_toml(d: Mapping[str, Any]) -> str:
             f"id = {_toml_string(n['id'])}",
             f"type = {_toml_string(n['type'])}",
         ]
+        if "env" in n:
+            lines.append(f"env = {_toml_string(n['env'])}")
         if n["config"]:
             lines += ["", "[nodes.config]"]
             lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in n["config"].items()]
@@ -455,15 +459,21 @@ class Pipeline:
         node_type: str,
         node_id: str,
         config: Mapping[str, ConfigValue] | None = None,
+        env: str | None = None,
     ) -> Pipeline:
-        """Adds a node of a registered type with a unique id and a config (deep-copied)."""
-        self._nodes.append(
-            {
-                "id": _check_name("node id", node_id, ""),
-                "type": _check_non_empty_string(node_type, "node type"),
-                "config": _check_config(dict(config) if config is not None else {}, "config"),
-            }
-        )
+        """Adds a node of a registered type with a unique id and a config (deep-copied).
+
+        ``env`` names the Python environment the node runs in
+        (``[multiprocess.python.envs.<name>]`` of runtime.toml); None is the default one.
+        """
+        node: dict[str, Any] = {
+            "id": _check_name("node id", node_id, ""),
+            "type": _check_non_empty_string(node_type, "node type"),
+            "config": _check_config(dict(config) if config is not None else {}, "config"),
+        }
+        if env is not None:
+            node["env"] = _check_name("environment name", env, "env")
+        self._nodes.append(node)
         return self
 
     def connect(self, from_node: str, from_port: str, to_node: str, to_port: str) -> Pipeline:

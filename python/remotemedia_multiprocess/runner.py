@@ -459,7 +459,14 @@ class _Runner:
             return ch
 
         assert self.node_cls is not None
-        for port, names in spec.inputs.items():
+        # Ports are read in the order the node type declares them (each pass
+        # over the inputs takes the first port's waiting data first).
+        declared = self.node_cls.inputs
+        ordered = sorted(
+            spec.inputs.items(),
+            key=lambda item: declared.index(item[0]) if item[0] in declared else len(declared),
+        )
+        for port, names in ordered:
             if port not in self.node_cls.inputs:
                 raise ValueError(
                     f"node type {spec.node_type!r} has no input port {port!r} "

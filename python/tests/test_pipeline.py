@@ -435,3 +435,16 @@ def test_topological_order() -> None:
     assert p.topological_order() == ["a", "b", "c"]
     p.connect("c", "out", "b", "in")
     assert p.topological_order() == ["a"]
+
+
+def test_a_node_env_round_trips_and_must_be_a_name() -> None:
+    p = Pipeline().add_node("face_detect", "d", env="mediapipe").add_node("draw_boxes", "b")
+    for q in (Pipeline.from_json(p.to_json()), Pipeline.from_toml(p.to_toml())):
+        assert [n.get("env") for n in q.to_dict()["nodes"]] == ["mediapipe", None]
+    assert 'env = "mediapipe"' in p.to_toml()
+    with pytest.raises(PipelineValidationError) as e:
+        Pipeline().add_node("t", "a", env="no spaces")
+    assert e.value.code == "invalid_name"
+    with pytest.raises(PipelineValidationError) as e:
+        Pipeline.from_dict({"version": 1, "nodes": [{"id": "a", "type": "t", "env": 3}]})
+    assert e.value.code == "invalid_schema" and "env" in str(e.value)
