@@ -338,7 +338,7 @@ export class Iceoryx2VersionError extends MultiprocessError {
         options.found === null
           ? "no iceoryx2 package"
           : `iceoryx2 ${options.found}`
-      }, but this module needs iceoryx2==${options.wanted} (iceoryx2 refuses shared memory of any other version): install it there (\`pip install iceoryx2==${options.wanted}\`, or the SDK from python/)`,
+      }, but this module needs iceoryx2==${options.wanted} (iceoryx2 refuses shared memory of any other version): install it there (\`pip install iceoryx2==${options.wanted}\`, which the remotemedia-multiprocess package pins)`,
       options,
     );
     this.env = options.env;

@@ -66,7 +66,11 @@ export function checkEnvNames(pipeline: Pipeline, config: RuntimeConfig): void {
  * version may not even import), else runs the runner's `--list-types`.
  */
 export const LIST_TYPES_SCRIPT: string = [
-  "import importlib.metadata as m, json, sys",
+  "import importlib.metadata as m, importlib.util as u, json, sys",
+  // Without the SDK the import below fails with "No module named ...", which
+  // the executor turns into the pip install advice; say it before iceoryx2.
+  "if u.find_spec('remotemedia_multiprocess') is None:",
+  "    sys.exit(\"No module named 'remotemedia_multiprocess'\")",
   "try:",
   "    v = m.version('iceoryx2')",
   "except m.PackageNotFoundError:",
