@@ -5,6 +5,7 @@
  * @module
  */
 import { setup } from "./setup.ts";
+import { ensureSpeechEnv } from "../examples/speech_loop/env.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
@@ -64,6 +65,9 @@ function parseCargo(out: string): [number, number] | null {
 }
 
 await setup();
+// The example environments (.venvs/<name>), which the example tests need.
+// Until `deno task setup --examples` exists, the speech example builds its own.
+await ensureSpeechEnv();
 const filter = Deno.args;
 // The examples in the JSDoc of every public entry point run too.
 const entryPoints = Object.values(
