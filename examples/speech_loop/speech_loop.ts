@@ -628,8 +628,8 @@ export async function writeWav(
  * ```
  */
 export function wordErrorRate(
-  references: string[],
-  hypotheses: string[],
+  references: readonly string[],
+  hypotheses: readonly string[],
 ): number {
   const words = (s: string) =>
     s.toLowerCase().replace(/[^a-z0-9' ]+/g, " ").split(/\s+/).filter((w) => w);

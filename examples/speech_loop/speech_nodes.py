@@ -21,10 +21,12 @@ its own; the models are in ``speech_models.py``.
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -294,9 +296,30 @@ class ReplyTtsNode(MultiprocessNode):
             traceback.print_exc()
             self.emit("events", RuntimeData.from_json({"event": "error", "error": str(e)}))
 
+    def _synthesize(self, reply: _Reply, out: queue.Queue[models.Audio | None]) -> None:
+        """Synthesises phrase after phrase ahead of playback (its own thread)."""
+        try:
+            for audio in self.tts.synthesize(reply.text):
+                if reply.cancel.is_set():
+                    break
+                out.put(audio)
+        except Exception:  # noqa: BLE001 - reported on stderr; playback ends
+            traceback.print_exc()
+        finally:
+            out.put(None)
+
+    def _phrases(self, reply: _Reply) -> Iterator[models.Audio]:
+        ahead: queue.Queue[models.Audio | None] = queue.Queue()
+        threading.Thread(target=self._synthesize, args=(reply, ahead), daemon=True).start()
+        while True:
+            audio = ahead.get()
+            if audio is None:
+                return
+            yield audio
+
     def _play(self, reply: _Reply) -> None:
         t_start = 0.0
-        for audio in self.tts.synthesize(reply.text):
+        for audio in self._phrases(reply):
             reply.phrase_samples.append(int(audio.size))
             while not reply.go.wait(0.01):
                 if reply.cancel.is_set():
