@@ -69,8 +69,9 @@ Deno.test({
       said.map((text) => ({ text, voice: "piper" })),
       { python: py },
     );
-    // The story's reply lasts ~12 s: the second question comes 2.5 s into it.
-    const plan = composeStream(clips, said, { gapMs: [2500, 6000] });
+    // The story's reply lasts ~13 s: the second question comes 6 s after the
+    // first ends, while the reply plays even when recognition is slow.
+    const plan = composeStream(clips, said, { gapMs: [6000, 6000] });
     const run = await runSpeechLoop(plan, { python: py, printLogs: false });
     const [story, time] = run.utterances;
     assert(
