@@ -27,7 +27,15 @@ export interface EnsureSpeechEnvOptions {
   build?: boolean;
 }
 
-/** The environment's interpreter (it may not exist yet). */
+/**
+ * The environment's interpreter (it may not exist yet).
+ *
+ * @example
+ * ```ts
+ * import { SPEECH_PYTHON } from "./env.ts";
+ * console.log(SPEECH_PYTHON.endsWith(".venvs/speech/bin/python")); // true
+ * ```
+ */
 export const SPEECH_PYTHON: string = `${ROOT}.venvs/speech/bin/python`;
 
 async function digest(): Promise<string> {

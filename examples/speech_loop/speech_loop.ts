@@ -20,9 +20,25 @@ import {
 } from "../../mod.ts";
 import { SpeechLoopError } from "./errors.ts";
 
-/** The pipeline's sample rate (Hz). */
+/**
+ * The pipeline's sample rate (Hz).
+ *
+ * @example
+ * ```ts
+ * import { RATE } from "./speech_loop.ts";
+ * console.log(RATE); // 16000
+ * ```
+ */
 export const RATE = 16000;
-/** Samples per 20 ms frame. */
+/**
+ * Samples per 20 ms frame.
+ *
+ * @example
+ * ```ts
+ * import { FRAME, RATE } from "./speech_loop.ts";
+ * console.log(FRAME * 1000 / RATE); // 20
+ * ```
+ */
 export const FRAME = 320;
 
 const HERE = new URL(".", import.meta.url).pathname;

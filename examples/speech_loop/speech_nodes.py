@@ -318,6 +318,11 @@ class ReplyTtsNode(MultiprocessNode):
                 if reply.first_ready_ms is None:
                     reply.first_ready_ms = (time.monotonic() - reply.received) * 1000
                 out.put(audio)
+                # Only the first phrase is made ahead of the end of speech: a
+                # speculative reply that is never played costs one phrase.
+                while not reply.go.wait(0.05):
+                    if reply.cancel.is_set():
+                        return
         except Exception:  # noqa: BLE001 - reported on stderr; playback ends
             traceback.print_exc()
         finally:
