@@ -14,7 +14,7 @@ async function run(cmd: string, args: string[]): Promise<string> {
   return text;
 }
 
-Deno.test("examples/concurrent_branches/main.ts (deno task demo) runs", async () => {
+Deno.test("examples/concurrent_branches/main.ts (deno task demo:concurrent) runs", async () => {
   const out = await run(Deno.execPath(), [
     "run",
     "-A",
