@@ -106,10 +106,7 @@ const pause = (ms: number): Promise<void> =>
 
 // -- raw channel hops ---------------------------------------------------------
 if (want("raw_d2p")) {
-  const { pythonRows } = await shmRoundTrips(
-    sizes,
-    iterations(64),
-  );
+  const { pythonRows } = await shmRoundTrips(sizes, iterations(64), [], gapMs);
   for (const r of pythonRows) {
     const { bytes, p50_us, p95_us, p99_us } = r as unknown as Row;
     push({ bench: "hops", path: "raw_d2p", bytes, p50_us, p95_us, p99_us });
@@ -136,7 +133,8 @@ if (want("raw_p2d")) {
         throw new Error(`raw_p2d: expected ${size} bytes`);
       }
       s.release();
-      await sendStamped(pub, 0);
+      if (gapMs) await pause(gapMs);
+      await sendStamped(pub, 0); // the ack: Python sends the next one
       if (i >= RAW_WARMUP) us.push(Number(now - ts) / 1000);
     }
     row("raw_p2d", size, us);
