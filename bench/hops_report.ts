@@ -50,7 +50,7 @@ const quick = args.includes("--quick");
 const withDora = !args.includes("--no-dora");
 const gapArg = args.indexOf("--gap-ms");
 /** Pause between two paced messages (after the acknowledgement). */
-const gapMs = gapArg >= 0 ? Number(args[gapArg + 1]) : quick ? 1 : 5;
+const gapMs = gapArg >= 0 ? Number(args[gapArg + 1]) : 1;
 if (!(gapMs >= 0)) throw new RangeError("--gap-ms needs a number >= 0");
 const onlyArg = args.indexOf("--only");
 /** `--only a,b`: measure these paths only. */
