@@ -718,8 +718,10 @@ class _Runner:
         assert self.node is not None
         self.received += 1
         self.bytes_in += rd.nbytes
-        with contextlib.suppress(AttributeError):
+        try:
             rd.port = port
+        except AttributeError:  # a RuntimeData subclass without the slot
+            pass
         self._current_input = rd
         self._status(True)
         try:
