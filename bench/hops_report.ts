@@ -233,9 +233,27 @@ async function sessionHops(path: SessionPath): Promise<Map<number, number[]>> {
     }
     result.set(size, us);
   }
+  if (path === "session_p2p" && !quick) {
+    // An idle node must use no CPU: past the status thread's idle second,
+    // the runners' CPU time over 3 s.
+    await pause(1500);
+    const pids = session.status().map((n) => n.pid!).filter(Boolean);
+    const before = pids.map(cpuTicks);
+    await pause(3000);
+    idleCpu = pids.map((pid, i) => cpuTicks(pid) - before[i]);
+  }
   await out.return();
   return result;
 }
+
+/** User + system CPU time of `pid` in clock ticks (/proc/PID/stat). */
+function cpuTicks(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]); // utime, stime
+}
+/** CPU ticks (1/100 s) each idle `session_p2p` runner used over 3 s. */
+let idleCpu = null as number[] | null;
 
 for (
   const path of [
@@ -307,6 +325,13 @@ if (!json) {
       ok(pass)
     }`;
   };
+  if (idleCpu) {
+    console.log(
+      `idle runners (session_p2p, 3 s after 1.5 s idle): ${
+        idleCpu.map((t) => `${t * 10} ms`).join(", ")
+      } of CPU`,
+    );
+  }
   console.log("targets (p50 ratios):");
   for (const size of sizes) {
     const p = get("session_p2p", size);
