@@ -700,7 +700,8 @@ class _Runner:
                     elif now - idle_since >= _STATUS_IDLE:
                         self._status_armed = False  # the next call kicks
                         break
-                    wake = now + _STATUS_AFTER
+                    # A call already shown needs no look until it ends.
+                    wake = now + (_STATUS_INTERVAL if self._status_open else _STATUS_AFTER)
                     if self._busy and not self._status_open:
                         due = max(
                             self._call_started + _STATUS_AFTER,
