@@ -111,12 +111,14 @@ export interface ShmRoundTrips {
 
 /**
  * The raw channel hop: for each size, `iterations` payloads Deno -> Python,
- * each acknowledged (128 bytes) before the next; Python reports the one-way.
+ * each acknowledged (128 bytes) before the next, `gapMs` after the ack;
+ * Python reports the one-way.
  */
 export async function shmRoundTrips(
   sizes: number[],
   iterations: number,
   launcher: string[] = [],
+  gapMs = 0,
 ): Promise<ShmRoundTrips> {
   await using ctx = await ChannelContext.create();
   using d2p = ctx.channel("d2p", { capacity: 2, maxSubscribers: 1 });
@@ -141,6 +143,7 @@ export async function shmRoundTrips(
       if (!ack) throw new Error(`no ack for ${size} bytes`);
       ack.release();
       if (i >= RAW_WARMUP) us.push(Number(t1 - t0) / 1000);
+      if (gapMs) await new Promise((resolve) => setTimeout(resolve, gapMs));
     }
     roundtrip.set(size, us);
   }

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import operator
+import struct
 import threading
 import time
 import weakref
@@ -49,6 +50,7 @@ from ._contracts import (
     CHANNEL_MAX_OPEN_LOANS,
     CHANNEL_MAX_PUBLISHERS,
     CHANNEL_PAYLOAD_ALIGNMENT,
+    WIRE_OFFSETS,
 )
 from ._iox import IoxEnv
 from .errors import BackpressureTimeoutError, ChannelError, WireFormatError
@@ -201,6 +203,17 @@ _MAX_WAIT_SLICE = _duration(_MAX_WAIT_SLICE_S)
 def _event_values(events: Any) -> list[int]:
     # timed_wait/try_wait return EventActivation objects (an EventId and a count).
     return [int(ev.id.as_value) for ev in events or ()]
+
+
+_TIMESTAMP = struct.Struct("<Q")
+_TIMESTAMP_OFFSET = WIRE_OFFSETS["timestamp_ns"]
+
+
+def _stamp_now(buffer: memoryview) -> None:
+    """Writes CLOCK_MONOTONIC into a written header's ``timestamp_ns``, last
+    before the send (as the Deno publisher does): the stamp is the moment the
+    message is handed over, after its header and payload are in place."""
+    _TIMESTAMP.pack_into(buffer, _TIMESTAMP_OFFSET, time.monotonic_ns())
 
 
 def _next_pow2(n: int) -> int:
@@ -612,12 +625,12 @@ class Publisher:
                 next_request = min(next_request, time.monotonic() + backoff)
                 backoff = min(max(backoff * 2, _MIN_BACKOFF_S), _REQUEST_INTERVAL_S)
 
-    def _stamp(self, rd: RuntimeData) -> tuple[int, int]:
+    def _sequence(self, rd: RuntimeData) -> int:
         seq = rd.sequence
         if not seq:
             self._seq += 1
             seq = self._seq
-        return seq, rd.timestamp_ns or time.monotonic_ns()
+        return seq
 
     def allocate(self, like: RuntimeData, timeout: float = 5.0) -> RuntimeData:
         """A message shaped like ``like`` (kind, metadata, payload shape and
@@ -686,8 +699,10 @@ class Publisher:
         if payload.nbytes != n or (n and _address_of(payload) != loan.payload_ptr + HEADER_LEN):
             loan.discard()
             return False
-        seq, ts = self._stamp(rd)
-        loan.buffer[:HEADER_LEN] = rd._header(seq, ts, n)
+        ts = rd.timestamp_ns
+        loan.buffer[:HEADER_LEN] = rd._header(self._sequence(rd), ts, n)
+        if not ts:
+            _stamp_now(loan.buffer)
         loan.send()
         return True
 
@@ -716,12 +731,13 @@ class Publisher:
         return True
 
     def _send(self, loan: Loan, rd: RuntimeData) -> None:
-        seq, ts = self._stamp(rd)
         try:
-            rd.encode_into(loan.buffer, sequence=seq, timestamp_ns=ts)
+            rd.encode_into(loan.buffer, sequence=self._sequence(rd))
         except BaseException:
             loan.discard()
             raise
+        if not rd.timestamp_ns:
+            _stamp_now(loan.buffer)
         loan.send()
 
     def publish_bytes(self, data: bytes | bytearray | memoryview, timeout: float = 5.0) -> None:

@@ -81,6 +81,16 @@ __all__ = [
 _STATUS_INTERVAL = 0.05
 """At most one processing/ready pair per 50 ms (docs/runner-protocol.md)."""
 
+_STATUS_AFTER = 0.02
+"""A process() call shows as ``processing`` once it has run this long (the
+status thread looks this often while calls come)."""
+
+_STATUS_IDLE = 1.0
+"""The status thread sleeps (until the next call) after this long idle."""
+
+_STATUS_PROCESSING = ToExecutorStatus(type="status", state="processing")
+_STATUS_READY = ToExecutorStatus(type="status", state="ready")
+
 _EXIT_BOUND = 1.8
 """After the control socket's end of file, exit within this many seconds
 even when the node does not return (the protocol bound is 2 s)."""
@@ -369,8 +379,11 @@ class _Runner:
         # Status pairs: see _status. Guarded by _status_lock.
         self._status_lock = threading.Lock()
         self._status_open = False
+        self._status_armed = False
         self._last_status = -_STATUS_INTERVAL
         self._busy = False
+        self._calls = 0
+        self._call_started = 0.0
         self._status_kick = threading.Event()
         self._status_thread: threading.Thread | None = None
         self._watchdog: threading.Timer | None = None
@@ -594,7 +607,13 @@ class _Runner:
             self.waitset_guards.append((guard, sub))
 
     def _wait(self) -> None:
-        """Blocks (GIL released) until input, a control message or a signal."""
+        """Blocks (GIL released) until input, a control message or a signal.
+
+        A subscriber's notifications are not drained here: the hot path goes
+        straight from the wake-up to ``try_receive``, and every subscriber is
+        drained (its credit requests answered) by the ``try_receive`` that
+        finds it empty, before the next wait (see ``_serve``). A notification
+        left undrained only makes the next wait return at once."""
         assert self.waitset is not None
         ids, _result = self.waitset.wait_and_process()
         for attachment in ids:
@@ -602,12 +621,6 @@ class _Runner:
                 with contextlib.suppress(OSError):
                     while os.read(self.wake_r, 512):
                         pass
-                continue
-            for guard, sub in self.waitset_guards:
-                if attachment.has_event_from(guard):
-                    # Consumes the notifications (a WaitSet does not) and
-                    # answers credit requests.
-                    sub.handle_events()
 
     def _serve(self) -> None:
         while not self.stop_requested.is_set():
@@ -638,47 +651,71 @@ class _Runner:
     # -- processing ------------------------------------------------------
 
     def _status(self, processing: bool) -> None:
-        """Sends status pairs, at most one per 50 ms. A process() call that
-        starts too soon after the last pair is reported late, by the status
-        thread, if it is still running then (a long call always shows)."""
+        """Marks a process() call as started or returned. The hot path sends
+        nothing: the status thread reports a call as ``processing`` once it
+        has run for ``_STATUS_AFTER`` (at most one pair per
+        ``_STATUS_INTERVAL``), and the call's end then sends ``ready``. A call
+        that returns sooner costs no control message (docs/runner-protocol.md,
+        "Status")."""
         with self._status_lock:
             self._busy = processing
             if processing:
-                now = time.monotonic()
-                if now - self._last_status >= _STATUS_INTERVAL:
-                    self._last_status = now
-                    self._status_open = True
-                    self.send(ToExecutorStatus(type="status", state="processing"))
-                else:
+                self._calls += 1
+                self._call_started = time.monotonic()
+                if not self._status_armed:
+                    self._status_armed = True
                     if self._status_thread is None:
                         self._status_thread = threading.Thread(
-                            target=self._late_status, name="rmp-status", daemon=True
+                            target=self._status_loop, name="rmp-status", daemon=True
                         )
                         self._status_thread.start()
                     self._status_kick.set()
             elif self._status_open:
                 self._status_open = False
-                self.send(ToExecutorStatus(type="status", state="ready"))
+                self.send(_STATUS_READY)
 
-    def _late_status(self) -> None:
+    def _status_loop(self) -> None:
+        """The status thread: asleep (no CPU) until a call starts after an
+        idle second; then it looks every ``_STATUS_AFTER`` at most, without
+        being woken per call (a wake-up would contend for the GIL with the
+        call it reports)."""
         while True:
             self._status_kick.wait()
             self._status_kick.clear()
-            with self._status_lock:
-                due = self._last_status + _STATUS_INTERVAL
-            time.sleep(max(0.0, due - time.monotonic()))
-            with self._status_lock:
-                if self._busy and not self._status_open:
-                    self._last_status = time.monotonic()
-                    self._status_open = True
-                    self.send(ToExecutorStatus(type="status", state="processing"))
+            seen = -1
+            idle_since = time.monotonic()
+            while True:
+                with self._status_lock:
+                    now = time.monotonic()
+                    if self._calls != seen or self._busy:
+                        seen = self._calls
+                        idle_since = now
+                    elif now - idle_since >= _STATUS_IDLE:
+                        self._status_armed = False  # the next call kicks
+                        break
+                    # A call already shown needs no look until it ends.
+                    wake = now + (_STATUS_INTERVAL if self._status_open else _STATUS_AFTER)
+                    if self._busy and not self._status_open:
+                        due = max(
+                            self._call_started + _STATUS_AFTER,
+                            self._last_status + _STATUS_INTERVAL,
+                        )
+                        if now >= due:
+                            self._last_status = now
+                            self._status_open = True
+                            self.send(_STATUS_PROCESSING)
+                        else:
+                            wake = due
+                time.sleep(max(0.0, wake - time.monotonic()))
 
     def _handle(self, port: str, rd: RuntimeData) -> None:
         assert self.node is not None
         self.received += 1
         self.bytes_in += rd.nbytes
-        with contextlib.suppress(AttributeError):
+        try:
             rd.port = port
+        except AttributeError:  # a RuntimeData subclass without the slot
+            pass
         self._current_input = rd
         self._status(True)
         try:
