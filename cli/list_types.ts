@@ -47,7 +47,7 @@ args = json.loads(sys.argv[1])
 listing = list_types(args["paths"], args["modules"])
 for name, cls in registered_types().items():
     if name in listing["types"]:
-        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        doc = " ".join((cls.__doc__ or "").strip().split("\\n\\n")[0].split())
         listing["types"][name]["doc"] = doc
         listing["types"][name]["cls"] = f"{cls.__module__}.{cls.__qualname__}"
 print(json.dumps(listing))

@@ -201,6 +201,8 @@ export async function runCommand(
   });
   let session: Session | undefined;
   let creating: Promise<Session> | undefined;
+  /** Resolves with 130 once Ctrl-C's clean-up is done. */
+  const interrupted = Promise.withResolvers<number>();
   const stopInterrupt = onInterrupt(async () => {
     abort.abort();
     display.stop();
@@ -208,6 +210,7 @@ export async function runCommand(
     await executor.close();
     await Promise.all([...writers.values()].map((w) => w.close()));
     display.event({ event: "interrupted" });
+    interrupted.resolve(130);
   });
   const counts = new Map(outputNames.map((n) => [n, 0]));
   let lastActivity = performance.now();
@@ -316,6 +319,7 @@ export async function runCommand(
         deadline === undefined ? new Promise(() => {}) : sleep(durationMs!),
       ]);
       await ended;
+      if (abort.signal.aborted) return await interrupted.promise;
       if (session.failure) throw session.failure;
       clearInterval(statusTimer);
       await refresh();
@@ -339,7 +343,7 @@ export async function runCommand(
       clearInterval(statusTimer);
     }
   } catch (e) {
-    if (abort.signal.aborted) return await new Promise(() => {}); // the interrupt exits
+    if (abort.signal.aborted) return await interrupted.promise;
     display.stop();
     throw e;
   } finally {

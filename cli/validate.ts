@@ -200,9 +200,11 @@ export async function validateCommand(args: string[]): Promise<number> {
       `Cannot read the pipeline "${path}": the file does not exist or is not readable; check the path`,
     );
   }
-  let { problems, definition } = validateText(text, format);
+  const first = validateText(text, format);
+  const definition = first.definition;
+  let problems = first.problems;
   let typesChecked = false;
-  if (definition && !problems.length && !values["no-types"]) {
+  if (definition && !values["no-types"]) {
     const base = dirname(resolve(path));
     const cli = await loadCliConfig(values.config);
     const { modules, modulePaths } = mergeModules([
@@ -218,14 +220,20 @@ export async function validateCommand(args: string[]): Promise<number> {
       },
       cli,
     ]);
-    await using executor = new MultiprocessExecutor({
-      ...cli.config,
-      handleSignals: false,
-    });
-    const listing = await executor.listNodeTypes({ modules, modulePaths });
-    for (const f of listing.errors) {
-      const index = definition.modules?.indexOf(f.module) ?? -1;
+    if (!modules.length) {
       problems.push({
+        code: "no_modules",
+        message:
+          "No node modules were given, so node types cannot be checked: add modules = [...] (and module_paths) to the file, pass --module, or pass --no-types",
+        line: undefined,
+      });
+    } else {
+      await using executor = new MultiprocessExecutor({
+        ...cli.config,
+        handleSignals: false,
+      });
+      const listing = await executor.listNodeTypes({ modules, modulePaths });
+      const imports: ValidationProblem[] = listing.errors.map((f) => ({
         code: "module_import",
         message: `Cannot import node module "${f.module}": ${f.error}${
           f.notFound
@@ -236,20 +244,13 @@ export async function validateCommand(args: string[]): Promise<number> {
             ? ` (at ${f.location})`
             : ""
         }`,
-        line: index >= 0 ? locate(text, format, ["modules"]) : undefined,
-      });
-    }
-    if (!modules.length) {
-      problems.push({
-        code: "no_modules",
-        message:
-          "No node modules were given, so node types cannot be checked: add modules = [...] (and module_paths) to the file, or pass --module, or --no-types",
-        line: undefined,
-      });
-    } else {
+        line: definition.modules?.includes(f.module)
+          ? locate(text, format, ["modules"])
+          : undefined,
+      }));
       typesChecked = true;
       problems = [
-        ...problems,
+        ...imports,
         ...validateText(text, format, listing.types).problems,
       ];
     }
