@@ -84,7 +84,10 @@ export function describeError(e: unknown): string {
   if (e instanceof CliError) return `error: ${e.message}`;
   if (e instanceof MultiprocessError) {
     const fix = FIXES[e.name];
-    return `error: ${e.name}: ${e.message}${fix ? ` (${fix})` : ""}`;
+    // A traceback was printed above with the node's log lines.
+    const message = e.message.split("\nTraceback (most recent call last):")[0]
+      .trimEnd();
+    return `error: ${e.name}: ${message}${fix ? ` (${fix})` : ""}`;
   }
   if (e instanceof TypeError && /parseArgs|option|argument/i.test(e.message)) {
     return `error: ${e.message}; run with --help for the options`;

@@ -510,3 +510,59 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a silent loader's heartbeats only move its clock; an init failure is one error, exit 1", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = (type: string, config: string) =>
+      `version = 1
+modules = ["exec_nodes"]
+module_paths = ["${root}tests/nodes"]
+[[nodes]]
+id = "n"
+type = "${type}"
+config = ${config}
+[[inputs]]
+name = "in"
+to = [{ node = "n", port = "in" }]
+[[outputs]]
+name = "out"
+from = { node = "n", port = "out" }
+`;
+    await Deno.writeTextFile(
+      `${dir}/silent.toml`,
+      file("silent_loader", "{ seconds = 2.5 }"),
+    );
+    // No input: it would run until Ctrl-C; --duration ends it.
+    const ok = await run([
+      "run",
+      `${dir}/silent.toml`,
+      "--json",
+      "--duration",
+      "0.2",
+    ]);
+    assertEquals(ok.code, 0, ok.stderr);
+    const beats = ok.stdout.trim().split("\n").map((l) => JSON.parse(l))
+      .filter((e) => e.event === "progress" && e.heartbeat);
+    assert(beats.length >= 1, ok.stdout);
+    for (let i = 1; i < beats.length; i++) {
+      assert(beats[i].elapsedMs > beats[i - 1].elapsedMs, "time passes");
+      assert(
+        !(beats[i].phase === "starting" && beats[i - 1].phase === "loading"),
+        "never back to starting: not a restart",
+      );
+    }
+    await Deno.writeTextFile(`${dir}/raises.toml`, file("init_raises", "{}"));
+    const failed = await run(["run", `${dir}/raises.toml`, "--plain"]);
+    assertEquals(failed.code, 1);
+    const last = failed.stderr.trim().split("\n").at(-1)!;
+    assert(
+      last.startsWith(
+        'error: NodeInitError: Node "n" failed to initialize: RuntimeError: model file is corrupt',
+      ),
+      failed.stderr,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
