@@ -352,6 +352,22 @@ Deno.test("inspect and tap a session running in another process; Ctrl-C mid-stre
       one.stdout,
     );
     assert(/^in\.audio\s+\d+/m.test(one.stdout), one.stdout);
+    const watch = new Running([
+      "inspect",
+      session.sessionId,
+      "--watch",
+      "--interval",
+      "200",
+      "--json",
+    ]);
+    await watch.until("three refreshes", () => watch.events().length >= 3);
+    const counts = watch.events().map((e) =>
+      (e as { stats: { channels: { messages: number }[] } }).stats.channels[0]
+        .messages
+    );
+    assert(counts.at(-1)! > counts[0], `counts move: ${counts}`);
+    watch.child.kill("SIGINT");
+    assertEquals((await watch.done).code, 130);
     const tap = await run([
       "tap",
       session.sessionId,
@@ -564,5 +580,54 @@ from = { node = "n", port = "out" }
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a tap whose output is stuck drops lines, says how many, and the pipeline loses nothing", async () => {
+  const messages = 20000;
+  const input = await Deno.makeTempFile({ suffix: ".jsonl" });
+  await Deno.writeTextFile(
+    input,
+    Array.from({ length: messages }, (_, i) => JSON.stringify({ i }))
+      .join("\n") + "\n",
+  );
+  const program = new Running([
+    "run",
+    `${fixtures}/echo2.toml`,
+    "--input",
+    `in=${input}`,
+    "--output",
+    `out=${input}.out.jsonl`,
+    "--plain",
+  ]);
+  let tap: Deno.ChildProcess | undefined;
+  try {
+    const session = await sessionOf(program.child.pid);
+    tap = new Deno.Command("deno", {
+      args: ["run", "-A", cli, "tap", session.sessionId, "a.out"],
+      stdout: "piped", // not read until the run is over: the tap's output is stuck
+      stderr: "piped",
+    }).spawn();
+    const status = await program.done;
+    assertEquals(status.code, 0, program.stderr);
+    const written = (await Deno.readTextFile(`${input}.out.jsonl`)).trim()
+      .split("\n");
+    assertEquals(written.length, messages, "nothing lost");
+    const out = await tap.output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    const m = /tap: (\d+) messages on a\.out, (\d+) not printed/.exec(stderr);
+    assert(m, stderr);
+    const printed = new TextDecoder().decode(out.stdout).trim().split("\n")
+      .length;
+    assert(Number(m[2]) > 0, "some lines were dropped");
+    assertEquals(printed + Number(m[2]), Number(m[1]), "every one accounted");
+    console.log(`tap: ${m[1]} seen, ${printed} printed, ${m[2]} dropped`);
+  } finally {
+    try {
+      program.child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await program.done;
+    await Deno.remove(input);
+    await Deno.remove(`${input}.out.jsonl`).catch(() => {});
   }
 });
