@@ -91,7 +91,12 @@ export class InspectServer {
    */
   static listen(path: string, source: InspectSource): InspectServer {
     const listener = Deno.listen({ transport: "unix", path });
-    Deno.chmodSync(path, 0o600);
+    try {
+      Deno.chmodSync(path, 0o600);
+    } catch (e) {
+      listener.close();
+      throw e;
+    }
     return new InspectServer(path, listener, source);
   }
 

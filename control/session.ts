@@ -356,10 +356,12 @@ export class Session extends EventTarget implements AsyncDisposable {
         onProtocolError: (id, line) =>
           this.#log(id ?? "?", "stderr", `[protocol] ${line}`),
       });
-      this.#inspectServer = InspectServer.listen(
-        `${root}${INSPECT_SOCKET_NAME}`,
-        { inspect: () => this.#inspectReply() },
-      );
+      try {
+        this.#inspectServer = InspectServer.listen(
+          `${root}${INSPECT_SOCKET_NAME}`,
+          { inspect: () => this.#inspectReply() },
+        );
+      } catch { /* inspection is optional: the session runs without it */ }
       this.#openChannels();
       const specs = this.#writeSpecs();
       this.#startedAt = performance.now();

@@ -631,3 +631,51 @@ Deno.test("a tap whose output is stuck drops lines, says how many, and the pipel
     await Deno.remove(`${input}.out.jsonl`).catch(() => {});
   }
 });
+
+Deno.test("runtime.toml: a [cli] table gives the modules; a bad key is one error naming it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/runtime.toml`,
+      `[cli]\nmodules = ["demo_nodes"]\nmodule_paths = ["${examples}"]\n`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/p.json`,
+      JSON.stringify({
+        version: 1,
+        nodes: [{ id: "e", type: "echo" }],
+        connections: [],
+        inputs: [{ name: "in", to: [{ node: "e", port: "in" }] }],
+        outputs: [{ name: "out", from: { node: "e", port: "out" } }],
+      }),
+    );
+    await Deno.writeTextFile(`${dir}/in.jsonl`, '{"a":1}\n[2]\n');
+    const r = await run([
+      "run",
+      `${dir}/p.json`,
+      "--config",
+      `${dir}/runtime.toml`,
+      "--input",
+      `in=${dir}/in.jsonl`,
+      "--output",
+      `out=${dir}/out.jsonl`,
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const got = (await Deno.readTextFile(`${dir}/out.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l).value);
+    assertEquals(got, [{ a: 1 }, [2]]);
+    await Deno.writeTextFile(`${dir}/bad.toml`, "channel_capacity = -1\n");
+    const bad = await run([
+      "validate",
+      `${dir}/p.json`,
+      "--config",
+      `${dir}/bad.toml`,
+    ]);
+    assertEquals(bad.code, 1);
+    assert(bad.stderr.startsWith("error: ConfigError:"), bad.stderr);
+    assert(bad.stderr.includes("channel_capacity"), bad.stderr);
+    assertEquals(bad.stderr.trim().split("\n").length, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
