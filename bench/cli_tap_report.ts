@@ -7,7 +7,8 @@
  * the first `status` event (every node ready) to the last `output` event.
  * Every wait is bounded (a run over 120 s fails the bench).
  *
- * Usage: deno run -A bench/cli_tap_report.ts [messages=20000] [pairs=4]
+ * Usage: deno run -A bench/cli_tap_report.ts [messages=20000] [rounds=4]
+ * (each round runs the three arms, rotated: none, a printing tap, `--hz`)
  *
  * @module
  */
@@ -23,6 +24,9 @@ await Deno.writeTextFile(
     "\n",
 );
 
+/** No tap, a tap printing every message, a tap printing the rate. */
+type Arm = "plain" | "tap" | "hz";
+
 async function sessionOf(pid: number): Promise<string | undefined> {
   const out = await new Deno.Command("deno", {
     args: ["run", "-A", cli, "inspect", "--json"],
@@ -33,7 +37,9 @@ async function sessionOf(pid: number): Promise<string | undefined> {
   return all.find((s: { pid: number }) => s.pid === pid)?.sessionId;
 }
 
-async function trial(tap: boolean): Promise<{ ms: number; tapped: number }> {
+async function trial(
+  tap: Arm,
+): Promise<{ ms: number; tapped: number }> {
   const child = new Deno.Command("deno", {
     args: [
       "run",
@@ -51,12 +57,21 @@ async function trial(tap: boolean): Promise<{ ms: number; tapped: number }> {
   }).spawn();
   let tapChild: Deno.ChildProcess | undefined;
   let tapOut: Promise<Deno.CommandOutput> | undefined;
-  if (tap) {
+  if (tap !== "plain") {
     for (let i = 0; i < 200 && !tapChild; i++) {
       const id = await sessionOf(child.pid);
       if (id) {
         tapChild = new Deno.Command("deno", {
-          args: ["run", "-A", cli, "tap", id, "a.out", "--json"],
+          args: [
+            "run",
+            "-A",
+            cli,
+            "tap",
+            id,
+            "a.out",
+            "--json",
+            ...(tap === "hz" ? ["--hz"] : []),
+          ],
           stdout: "piped",
           stderr: "piped",
           signal: AbortSignal.timeout(120_000),
@@ -84,19 +99,17 @@ async function trial(tap: boolean): Promise<{ ms: number; tapped: number }> {
   return { ms: outputs.at(-1).t - ready, tapped };
 }
 
-const results: Record<"plain" | "tap", number[]> = { plain: [], tap: [] };
+const results: Record<Arm, number[]> = { plain: [], tap: [], hz: [] };
 let tappedTotal = 0;
+// Rotated so each arm runs first, second and third equally often.
+const arms: Arm[] = ["plain", "tap", "hz"];
 for (let i = 0; i < pairs; i++) {
-  const order = i % 2 === 0 ? [false, true] : [true, false];
-  for (const tap of order) {
-    const r = await trial(tap);
-    results[tap ? "tap" : "plain"].push(r.ms);
-    tappedTotal += r.tapped;
-    console.error(
-      `${tap ? "tap  " : "plain"} ${r.ms} ms${
-        tap ? ` (tap printed ${r.tapped})` : ""
-      }`,
-    );
+  for (let j = 0; j < arms.length; j++) {
+    const arm = arms[(i + j) % arms.length];
+    const r = await trial(arm);
+    results[arm].push(r.ms);
+    if (arm === "tap") tappedTotal += r.tapped;
+    console.error(`${arm.padEnd(5)} ${r.ms} ms`);
   }
 }
 const q = (xs: number[], p: number) => {
