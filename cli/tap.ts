@@ -1,9 +1,11 @@
 /**
  * `remotemedia tap SESSION CHANNEL [--hz]`: a read-only subscriber on a
  * channel of a running session (like `dora topic echo` / `topic hz`). Each
- * sample is released as soon as its header is read, so the tap never holds
- * a publisher's credit; what the terminal cannot print in time is dropped
- * from the print queue (never from the channel) and counted.
+ * sample is released as soon as its header is read; what the terminal
+ * cannot print in time is dropped from the print queue (never from the
+ * channel) and counted. Channels have no overflow, so a sample waiting for
+ * the tap to wake still holds a publisher chunk: on a saturated channel a
+ * tap costs throughput (bench/cli_tap_report.ts).
  *
  * @module
  */
