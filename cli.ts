@@ -1,7 +1,8 @@
 /**
  * The `remotemedia` command line: run, validate, list-types, inspect, tap
  * and new. Run it with `deno run -A <checkout>/cli.ts`, `deno task cli`, or
- * install it with `deno install -A -g -n remotemedia <checkout>/cli.ts`.
+ * install it with
+ * `deno install -A -g -n remotemedia --config <checkout>/deno.json <checkout>/cli.ts`.
  *
  * ```sh
  * remotemedia run pipeline.toml --input in=speech.wav --output out=reply.wav
