@@ -18,6 +18,11 @@ import { CHANNEL_DEFAULT_MAX_SUBSCRIBERS } from "../protocol/contracts.ts";
 import { writeRunnerSpecs } from "./_runner_spec.ts";
 import { ControlServer, type RunnerMessage } from "./control_server.ts";
 import {
+  INSPECT_SOCKET_NAME,
+  type InspectReply,
+  InspectServer,
+} from "./inspect_server.ts";
+import {
   ChannelError,
   NodeInitError,
   NodeProcessError,
@@ -209,6 +214,8 @@ export interface SessionInit {
 }
 
 const HEARTBEAT_MS = 1000;
+/** One subscriber slot more than the protocol's default, kept for a read-only tap. */
+const MAX_SUBSCRIBERS = CHANNEL_DEFAULT_MAX_SUBSCRIBERS + 1;
 /** After a runner's exit, how long its hello may still be in flight. */
 const HELLO_GRACE_MS = 20;
 /** After a runner's exit, how long its control connection may take to end. */
@@ -250,6 +257,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   readonly #channels: Channel[] = [];
   #context!: ChannelContext;
   #control!: ControlServer;
+  #inspectServer: InspectServer | undefined;
   #startedAt = performance.now();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #initTimer: ReturnType<typeof setTimeout> | undefined;
@@ -354,6 +362,12 @@ export class Session extends EventTarget implements AsyncDisposable {
         onProtocolError: (id, line) =>
           this.#log(id ?? "?", "stderr", `[protocol] ${line}`),
       });
+      try {
+        this.#inspectServer = InspectServer.listen(
+          `${root}${INSPECT_SOCKET_NAME}`,
+          { inspect: () => this.#inspectReply() },
+        );
+      } catch { /* inspection is optional: the session runs without it */ }
       this.#openChannels();
       const specs = this.#writeSpecs();
       this.#startedAt = performance.now();
@@ -426,7 +440,7 @@ export class Session extends EventTarget implements AsyncDisposable {
 
   #openChannels(): void {
     const capacity = this.#config.channelCapacity;
-    const maxSubscribers = CHANNEL_DEFAULT_MAX_SUBSCRIBERS;
+    const maxSubscribers = MAX_SUBSCRIBERS;
     for (const input of this.#pipeline.inputChannels()) {
       const channel = this.#context.channel(input.name, {
         capacity,
@@ -940,6 +954,23 @@ export class Session extends EventTarget implements AsyncDisposable {
     return { channels, processes };
   }
 
+  /** What the inspection socket answers (see control/inspect_server.ts). */
+  async #inspectReply(): Promise<InspectReply> {
+    return {
+      sessionId: this.id,
+      pipeline: this.#pipeline.toJSON().name,
+      pid: Deno.pid,
+      uptimeMs: Math.round(performance.now() - this.#startedAt),
+      ready: this.ready,
+      isolation: { prefix: this.isolation.prefix, root: this.isolation.root },
+      channelCapacity: this.#config.channelCapacity,
+      maxSubscribers: MAX_SUBSCRIBERS,
+      channels: this.#channels.map((c) => c.name),
+      nodes: this.status(),
+      stats: await this.stats(),
+    };
+  }
+
   async #shutdown(graceMs: number): Promise<void> {
     this.#closing ??= (async () => {
       this.#stopTimers();
@@ -974,6 +1005,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         }),
       );
       // Every process is reaped; now nothing maps the shared memory.
+      await this.#inspectServer?.close();
       await this.#control?.close();
       await this.#context?.close();
       this.#ready.reject(this.#closedError());

@@ -29,6 +29,8 @@ const TOP_KEYS = [
   "connections",
   "inputs",
   "outputs",
+  "modules",
+  "module_paths",
 ];
 
 function fail(code: "invalid_schema" | "invalid_name", msg: string): never {
@@ -297,5 +299,16 @@ export function checkDefinition(raw: unknown): PipelineDefinition {
     outputs: checkOutputs(o.outputs),
   };
   if (o.name !== undefined) def.name = o.name as string;
+  for (const key of ["modules", "module_paths"] as const) {
+    const v = o[key];
+    if (v === undefined) continue;
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string" || !x)) {
+      fail(
+        "invalid_schema",
+        `$.${key}: must be an array of non-empty strings, got ${describe(v)}`,
+      );
+    }
+    def[key] = [...v as string[]];
+  }
   return def;
 }

@@ -90,6 +90,10 @@ export interface PipelineDefinition {
   inputs: InputDefinition[];
   /** Pipeline outputs. */
   outputs: OutputDefinition[];
+  /** Python modules that register the node types (for the CLI; optional). */
+  modules?: string[];
+  /** Folders to import them from, relative to the pipeline file (optional). */
+  module_paths?: string[];
 }
 
 /** The ports of a registered node type, as the runner's `--list-types` reports them. */

@@ -130,7 +130,16 @@ _NAME_RULE = (
 )
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
-_TOP_KEYS = ("version", "name", "nodes", "connections", "inputs", "outputs")
+_TOP_KEYS = (
+    "version",
+    "name",
+    "nodes",
+    "connections",
+    "inputs",
+    "outputs",
+    "modules",
+    "module_paths",
+)
 
 
 def _fail(code: PipelineErrorCode, message: str) -> PipelineValidationError:
@@ -277,6 +286,15 @@ def _check_definition(raw: object) -> dict[str, Any]:
                 f"$.name: must be a string, got {_describe(o['name'])}",
             )
         d["name"] = o["name"]
+    for key in ("modules", "module_paths"):
+        if key in o:
+            v = o[key]
+            if not isinstance(v, list) or any(not isinstance(x, str) or not x for x in v):
+                raise _fail(
+                    "invalid_schema",
+                    f"$.{key}: must be an array of non-empty strings, got {_describe(v)}",
+                )
+            d[key] = list(v)
     d["nodes"] = []
     for i, n in enumerate(_check_array(o.get("nodes", _MISSING), "$.nodes")):
         p = _at("$.nodes", i)
