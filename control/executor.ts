@@ -25,6 +25,16 @@ import {
 import { removeIsolation } from "../data/isolation.ts";
 import type { NodeTypeInfo, Pipeline } from "../pipeline/mod.ts";
 import { Session, type SessionOptions } from "./session.ts";
+import {
+  type CachedListing,
+  interpreterIdentity,
+  type NodeTypeListing,
+  readCached,
+  sdkSourcesHash,
+  sha256Hex,
+  stillValid,
+  writeCached,
+} from "./_type_cache.ts";
 
 /** Options of {@linkcode MultiprocessExecutor.listNodeTypes}. */
 export interface ListNodeTypesOptions {
@@ -40,17 +50,7 @@ export interface ListNodeTypesOptions {
   modulePaths?: string[];
 }
 
-/** What the runner reported for a set of modules. */
-export interface NodeTypeListing {
-  /** Every registered type with its ports. */
-  types: Map<string, NodeTypeInfo>;
-  /** Modules that failed to import, with the error and where. */
-  errors: ModuleImportFailure[];
-  /** The module folders searched (absolute), before the Python path. */
-  modulePaths: string[];
-  /** Those of `modulePaths` that do not exist. */
-  missingPaths: string[];
-}
+export type { NodeTypeListing } from "./_type_cache.ts";
 
 /** The runner's wording (runner.py `_folders_text`), so both sides say the same. */
 function foldersText(listing: NodeTypeListing): string {
@@ -111,6 +111,26 @@ export interface MultiprocessExecutorOptions extends RuntimeConfigOptions {
    * @default {true}
    */
   handleSignals?: boolean;
+  /**
+   * The folder of the node type cache: what the runner's `--list-types`
+   * reported for a set of modules, kept across programs so that a session
+   * start spawns no extra Python process. An entry is used only while the
+   * interpreter, the SDK sources, the modules, their folders and the Python
+   * path are the same and every source file the modules' import read has
+   * the same contents (SHA-256); listings with import errors are never
+   * kept. `false` keeps the cache in memory only (per executor).
+   *
+   * @default {"$XDG_CACHE_HOME/remotemedia-multiprocess/node-types", else "~/.cache/remotemedia-multiprocess/node-types"}
+   */
+  typeCacheDir?: string | false;
+}
+
+/** The default {@linkcode MultiprocessExecutorOptions.typeCacheDir}. */
+function defaultTypeCacheDir(): string | false {
+  const xdg = readEnv("XDG_CACHE_HOME");
+  const home = readEnv("HOME");
+  const base = xdg || (home ? `${home}/.cache` : undefined);
+  return base ? `${base}/remotemedia-multiprocess/node-types` : false;
 }
 
 const MODULE_PYTHON_DIR = new URL("../python/", import.meta.url).pathname;
@@ -305,7 +325,9 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * {@linkcode MultiprocessExecutorOptions.handleSignals}). */
   readonly handleSignals: boolean;
   readonly #sessions = new Set<Session>();
-  readonly #typeCache = new Map<string, Promise<NodeTypeListing>>();
+  /** Listings by cache key (a pending one too, so concurrent callers share it). */
+  readonly #typeCache = new Map<string, Promise<CachedListing>>();
+  readonly #typeCacheDir: string | false;
 
   /**
    * Creates an executor.
@@ -315,7 +337,18 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * @throws {ConfigError} when an option is invalid.
    */
   constructor(config: MultiprocessExecutorOptions | RuntimeConfig = {}) {
-    const { handleSignals, ...rest } = config as MultiprocessExecutorOptions;
+    const { handleSignals, typeCacheDir, ...rest } =
+      config as MultiprocessExecutorOptions;
+    if (
+      typeCacheDir !== undefined && typeCacheDir !== false &&
+      (typeof typeCacheDir !== "string" || !typeCacheDir)
+    ) {
+      throw new ConfigError(
+        "must be a folder path or false",
+        { key: "typeCacheDir" },
+      );
+    }
+    this.#typeCacheDir = typeCacheDir ?? defaultTypeCacheDir();
     if (handleSignals !== undefined && typeof handleSignals !== "boolean") {
       throw new ConfigError(
         `must be a boolean, got ${
@@ -348,9 +381,9 @@ export class MultiprocessExecutor implements AsyncDisposable {
     path: string | URL,
     overrides: MultiprocessExecutorOptions = {},
   ): Promise<MultiprocessExecutor> {
-    const { handleSignals, ...rest } = overrides;
+    const { handleSignals, typeCacheDir, ...rest } = overrides;
     const config = await loadConfig(path, rest);
-    return new MultiprocessExecutor({ ...config, handleSignals });
+    return new MultiprocessExecutor({ ...config, handleSignals, typeCacheDir });
   }
 
   /** Sessions not yet closed. */
@@ -405,8 +438,13 @@ export class MultiprocessExecutor implements AsyncDisposable {
   }
 
   /**
-   * The node types the runner can import from the given modules (cached per
-   * module set). Spawns one short-lived Python process.
+   * The node types the runner can import from the given modules. Cached in
+   * memory and in {@linkcode MultiprocessExecutorOptions.typeCacheDir},
+   * keyed by the interpreter, the SDK sources, the modules, their folders and
+   * the Python path, and used only while every source file the modules'
+   * import read has the same contents: a hit spawns nothing, a miss spawns
+   * one short-lived Python process (`--list-types`). A listing with import
+   * errors is never cached (the user may fix the module and retry).
    *
    * @param options Modules and folders.
    * @returns Types with their ports, the modules that failed to import (with
@@ -418,27 +456,79 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * const { types } = await executor.listNodeTypes({ modules: ["demo_nodes"], modulePaths: ["examples/nodes"] });
    * ```
    */
-  listNodeTypes(options: ListNodeTypesOptions = {}): Promise<NodeTypeListing> {
+  async listNodeTypes(
+    options: ListNodeTypesOptions = {},
+  ): Promise<NodeTypeListing> {
     const modules = options.modules ?? [];
     const modulePaths = options.modulePaths ?? [];
-    const key = JSON.stringify([modules, modulePaths]);
-    let listing = this.#typeCache.get(key);
-    if (!listing) {
-      listing = this.#listNodeTypes(modules, modulePaths);
-      this.#typeCache.set(key, listing);
-      // A failed import is not kept: the user may fix the module and retry.
-      listing.then(
-        (l) => l.errors.length && this.#typeCache.delete(key),
+    this.#checkPython();
+    const key = await this.#typeCacheKey(modules, modulePaths);
+    const known = this.#typeCache.get(key);
+    if (known) {
+      const entry = await known.catch(() => undefined);
+      if (entry && !entry.listing.errors.length && await stillValid(entry)) {
+        return entry.listing;
+      }
+      if (this.#typeCache.get(key) === known) this.#typeCache.delete(key);
+    }
+    let pending = this.#typeCache.get(key);
+    if (!pending) {
+      pending = this.#lookUpTypes(key, modules, modulePaths);
+      this.#typeCache.set(key, pending);
+      pending.then(
+        (e) => e.listing.errors.length && this.#typeCache.delete(key),
         () => this.#typeCache.delete(key),
       );
     }
-    return listing;
+    return (await pending).listing;
+  }
+
+  /** The cache key of a module set (see `typeCacheDir`). */
+  async #typeCacheKey(
+    modules: string[],
+    modulePaths: string[],
+  ): Promise<string> {
+    const cwd = (() => {
+      try {
+        return Deno.cwd();
+      } catch {
+        return "";
+      }
+    })();
+    return await sha256Hex(JSON.stringify([
+      interpreterIdentity(this.config.python.executable),
+      this.config.python.env,
+      await sdkSourcesHash(),
+      modules,
+      modulePaths,
+      cwd, // relative module folders resolve against it
+      this.#pythonPath(modulePaths),
+      readEnv("PYTHONPATH") ?? "",
+    ]));
+  }
+
+  /** The disk cache's entry when still valid, else a fresh listing. */
+  async #lookUpTypes(
+    key: string,
+    modules: string[],
+    modulePaths: string[],
+  ): Promise<CachedListing> {
+    const dir = this.#typeCacheDir;
+    if (dir) {
+      const cached = await readCached(dir, key);
+      if (cached && await stillValid(cached)) return cached;
+    }
+    const fresh = await this.#listNodeTypes(modules, modulePaths);
+    if (dir && !fresh.listing.errors.length) {
+      await writeCached(dir, key, fresh);
+    }
+    return fresh;
   }
 
   async #listNodeTypes(
     modules: string[],
     modulePaths: string[],
-  ): Promise<NodeTypeListing> {
+  ): Promise<CachedListing> {
     this.#checkPython();
     const { executable } = this.config.python;
     const args = ["-m", "remotemedia_multiprocess.runner", "--list-types"];
@@ -483,7 +573,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
     try {
       const parsed = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
       const errors = (parsed.errors ?? []) as Record<string, unknown>[];
-      return {
+      const listing: NodeTypeListing = {
         types: new Map(
           Object.entries(parsed.types as Record<string, NodeTypeInfo>),
         ),
@@ -498,6 +588,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
         modulePaths: parsed.module_paths ?? modulePaths,
         missingPaths: parsed.missing_paths ?? [],
       };
+      return { listing, files: parsed.files ?? {} };
     } catch (cause) {
       throw new MultiprocessError(
         `the runner's node type listing is not JSON: ${stdout.slice(0, 500)}`,
