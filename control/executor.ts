@@ -25,6 +25,7 @@ import {
 import { removeIsolation } from "../data/isolation.ts";
 import type { NodeTypeInfo, Pipeline } from "../pipeline/mod.ts";
 import { Session, type SessionOptions } from "./session.ts";
+import { Prewarm, type PrewarmOptions } from "./prewarm.ts";
 import {
   type CachedListing,
   interpreterIdentity,
@@ -51,6 +52,7 @@ export interface ListNodeTypesOptions {
 }
 
 export type { NodeTypeListing } from "./_type_cache.ts";
+export { Prewarm, type PrewarmOptions } from "./prewarm.ts";
 
 /** The runner's wording (runner.py `_folders_text`), so both sides say the same. */
 function foldersText(listing: NodeTypeListing): string {
@@ -134,6 +136,18 @@ function defaultTypeCacheDir(): string | false {
 }
 
 const MODULE_PYTHON_DIR = new URL("../python/", import.meta.url).pathname;
+
+/** The pool key of a pipeline and its modules. */
+function poolKey(
+  pipeline: Pipeline,
+  options: { modules?: string[]; modulePaths?: string[] },
+): string {
+  return JSON.stringify([
+    pipeline.toJSON(),
+    options.modules ?? [],
+    options.modulePaths ?? [],
+  ]);
+}
 
 /** The exit code of a program ended by the signal, as a shell reports it. */
 const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
@@ -325,6 +339,10 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * {@linkcode MultiprocessExecutorOptions.handleSignals}). */
   readonly handleSignals: boolean;
   readonly #sessions = new Set<Session>();
+  /** Pre-warmed sessions not yet taken (not listed in `sessions`). */
+  readonly #spares = new Set<Session>();
+  readonly #pools = new Map<string, Prewarm>();
+  #closing = false;
   /** Listings by cache key (a pending one too, so concurrent callers share it). */
   readonly #typeCache = new Map<string, Promise<CachedListing>>();
   readonly #typeCacheDir: string | false;
@@ -422,8 +440,10 @@ export class MultiprocessExecutor implements AsyncDisposable {
     session: Session,
     config: RuntimeConfig,
     started: Promise<void>,
+    visible: boolean,
   ): void {
-    this.#sessions.add(session);
+    if (visible) this.#sessions.add(session);
+    else this.#spares.add(session);
     openSessions.set(session, {
       config,
       started: started.catch(() => {}),
@@ -432,6 +452,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
     updateSignalListeners();
     session.addEventListener("closed", () => {
       this.#sessions.delete(session);
+      this.#spares.delete(session);
       openSessions.delete(session);
       updateSignalListeners();
     }, { once: true });
@@ -459,6 +480,11 @@ export class MultiprocessExecutor implements AsyncDisposable {
   async listNodeTypes(
     options: ListNodeTypesOptions = {},
   ): Promise<NodeTypeListing> {
+    return (await this.#typeEntry(options)).listing;
+  }
+
+  /** The listing with the files it depends on (see `listNodeTypes`). */
+  async #typeEntry(options: ListNodeTypesOptions): Promise<CachedListing> {
     const modules = options.modules ?? [];
     const modulePaths = options.modulePaths ?? [];
     this.#checkPython();
@@ -467,7 +493,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
     if (known) {
       const entry = await known.catch(() => undefined);
       if (entry && !entry.listing.errors.length && await stillValid(entry)) {
-        return entry.listing;
+        return entry;
       }
       if (this.#typeCache.get(key) === known) this.#typeCache.delete(key);
     }
@@ -480,7 +506,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
         () => this.#typeCache.delete(key),
       );
     }
-    return (await pending).listing;
+    return await pending;
   }
 
   /** The cache key of a module set (see `typeCacheDir`). */
@@ -625,6 +651,105 @@ export class MultiprocessExecutor implements AsyncDisposable {
     options: SessionOptions = {},
   ): Promise<Session> {
     options.signal?.throwIfAborted();
+    const pool = this.#pools.get(poolKey(pipeline, options));
+    const spare = pool && await pool.take();
+    if (spare) {
+      options.signal?.throwIfAborted();
+      this.#sessions.add(spare);
+      spare.adopt(options);
+      return spare;
+    }
+    await this.#validate(pipeline, options);
+    return await this.#start(pipeline, options, true);
+  }
+
+  /**
+   * Keeps `options.sessions` sessions of `pipeline` spawned and initialised
+   * (every node's `initialize()` has returned, models loaded) in the
+   * background: a `createSession` of the same pipeline with the same
+   * `modules` and `modulePaths` then takes a ready spare (its
+   * `initialize()` resolves at once; its `onProgress` hears one `ready` event
+   * per node) and the pool starts a replacement. Spares are cleaned up as any
+   * session is (`executor.close()`, SIGINT/SIGTERM, the program's death); a
+   * spare that fails is reported (`onError`, `error` events, else stderr).
+   * Without a ready spare, `createSession` starts cold as usual.
+   *
+   * @param pipeline The pipeline.
+   * @param options How many spares, the node modules, error reporting.
+   * @returns The pool; close it to stop pre-warming.
+   * @throws The errors `createSession` throws before spawning
+   * (`NodeModuleError`, `PipelineValidationError`, `ResourceLimitError`,
+   * `ProcessSpawnError`), checked once here.
+   * @throws {RangeError} when `sessions` is not a whole number >= 1.
+   *
+   * @example
+   * ```ts ignore
+   * await using warm = await executor.prewarm(pipeline, { sessions: 2, modules: ["demo_nodes"], modulePaths: ["examples/nodes"] });
+   * await warm.whenReady();
+   * const session = await executor.createSession(pipeline, { modules: ["demo_nodes"], modulePaths: ["examples/nodes"] });
+   * await session.initialize(); // at once
+   * ```
+   */
+  async prewarm(
+    pipeline: Pipeline,
+    options: PrewarmOptions = {},
+  ): Promise<Prewarm> {
+    const count = options.sessions ?? 1;
+    if (!Number.isInteger(count) || count < 1) {
+      throw new RangeError(
+        `sessions must be a whole number >= 1, got ${count}`,
+      );
+    }
+    const key = poolKey(pipeline, options);
+    if (this.#pools.has(key)) {
+      throw new ConfigError(
+        "this pipeline is already pre-warmed with these modules: close that pool first",
+        { key: "prewarm" },
+      );
+    }
+    const sessionOptions: SessionOptions = {
+      modules: options.modules,
+      modulePaths: options.modulePaths,
+      printLogs: options.printLogs,
+    };
+    await this.#validate(pipeline, sessionOptions);
+    /** The listing each spare was validated with. */
+    const listedWith = new WeakMap<Session, CachedListing>();
+    const pool: Prewarm = new Prewarm(
+      {
+        start: async () => {
+          const entry = await this.#validate(pipeline, sessionOptions);
+          const session = await this.#start(pipeline, sessionOptions, false);
+          listedWith.set(session, entry);
+          try {
+            await session.initialize();
+          } catch (e) {
+            await session.close().catch(() => {});
+            throw e;
+          }
+          return session;
+        },
+        canStart: () => !this.#closing && signalled === undefined,
+        // The memory cache hands out the same entry while every file
+        // still hashes the same, and a fresh one once any changed.
+        stillValid: async (spare) =>
+          listedWith.get(spare) ===
+            await this.#typeEntry(sessionOptions).catch(() => undefined),
+      },
+      options,
+      () => {
+        if (this.#pools.get(key) === pool) this.#pools.delete(key);
+      },
+    );
+    this.#pools.set(key, pool);
+    return pool;
+  }
+
+  /** Checks the pipeline and its modules; spawns nothing. */
+  async #validate(
+    pipeline: Pipeline,
+    options: SessionOptions,
+  ): Promise<CachedListing> {
     const nodeCount = pipeline.toJSON().nodes.length;
     const limit = this.config.maxProcessesPerSession;
     if (limit !== undefined && nodeCount > limit) {
@@ -633,7 +758,8 @@ export class MultiprocessExecutor implements AsyncDisposable {
         { limit, requested: nodeCount },
       );
     }
-    const listing = await this.listNodeTypes(options);
+    const entry = await this.#typeEntry(options);
+    const listing = entry.listing;
     if (listing.errors.length) {
       // Fails even when the types needed were found: a module that failed
       // half-way may have registered some of its types only.
@@ -670,6 +796,15 @@ export class MultiprocessExecutor implements AsyncDisposable {
       }
       throw e;
     }
+    return entry;
+  }
+
+  /** Spawns a validated session; `visible` ones are listed in `sessions`. */
+  async #start(
+    pipeline: Pipeline,
+    options: SessionOptions,
+    visible: boolean,
+  ): Promise<Session> {
     checkFullAccess();
     const config = { ...this.config }; // its own: a signal shortens its grace
     const session = new Session(crypto.randomUUID().replaceAll("-", ""), {
@@ -679,7 +814,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
       pythonPathEntries: this.#pythonPath(options.modulePaths ?? []),
     });
     const started = session.start(this.#pythonPath(options.modulePaths ?? []));
-    this.#track(session, config, started);
+    this.#track(session, config, started, visible);
     try {
       await started;
     } catch (e) {
@@ -698,7 +833,15 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * ```
    */
   async close(): Promise<void> {
-    await Promise.all([...this.#sessions].map((s) => s.close()));
+    this.#closing = true;
+    try {
+      await Promise.all([...this.#pools.values()].map((p) => p.close()));
+      await Promise.all(
+        [...this.#sessions, ...this.#spares].map((s) => s.close()),
+      );
+    } finally {
+      this.#closing = false; // the executor may start sessions again
+    }
   }
 
   /** Same as {@linkcode MultiprocessExecutor.close}. */

@@ -239,7 +239,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   readonly id: string;
   readonly #pipeline: Pipeline;
   readonly #config: RuntimeConfig;
-  readonly #options: SessionOptions;
+  #options: SessionOptions;
   readonly #nodes = new Map<string, NodeEntry>();
   readonly #abort = new AbortController();
   readonly #ready = Promise.withResolvers<void>();
@@ -383,12 +383,51 @@ export class Session extends EventTarget implements AsyncDisposable {
       () => this.#initTimedOut(),
       this.#config.initTimeoutSecs * 1000,
     );
+    if (signal) this.#closeOnAbort(signal);
+  }
+
+  #closeOnAbort(signal: AbortSignal): void {
+    const onAbort = () => this.close();
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.#closedPromise.promise.then(() =>
+      signal.removeEventListener("abort", onAbort)
+    );
+  }
+
+  /**
+   * @internal A pre-warmed spare handed to `createSession`: from now on the
+   * caller's callbacks, signal and log printing apply. Its start-up happened
+   * before the caller had it, so `onProgress` hears one `ready` event per
+   * node (its `elapsedMs` counts from the spare's spawn), not the replay of
+   * its loading.
+   */
+  adopt(options: SessionOptions): void {
+    const { onProgress, onError, signal, printLogs } = options;
+    this.#options = {
+      ...this.#options,
+      onProgress,
+      onError,
+      signal,
+      printLogs,
+    };
     if (signal) {
-      const onAbort = () => this.close();
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.#closedPromise.promise.then(() =>
-        signal.removeEventListener("abort", onAbort)
-      );
+      if (signal.aborted) this.close();
+      else this.#closeOnAbort(signal);
+    }
+    for (const node of this.#nodes.values()) {
+      const event: ProgressEvent = {
+        nodeId: node.id,
+        phase: "ready",
+        fraction: node.fraction,
+        message: node.message,
+        elapsedMs: Math.round(node.lastProgressAt - this.#startedAt),
+        heartbeat: false,
+      };
+      try {
+        onProgress?.(event);
+      } catch (e) {
+        console.error(`onProgress threw: ${e}`);
+      }
     }
   }
 
