@@ -15,6 +15,7 @@ import {
 import {
   ConfigError,
   missingPermission,
+  MissingPermissionError,
   type ModuleImportFailure,
   MultiprocessError,
   NodeModuleError,
@@ -26,6 +27,7 @@ import { removeIsolation } from "../data/isolation.ts";
 import type { NodeTypeInfo, Pipeline } from "../pipeline/mod.ts";
 import { Session, type SessionOptions } from "./session.ts";
 import { Prewarm, type PrewarmOptions } from "./prewarm.ts";
+import { ForkServer } from "./fork_server.ts";
 import {
   type CachedListing,
   interpreterIdentity,
@@ -125,6 +127,19 @@ export interface MultiprocessExecutorOptions extends RuntimeConfigOptions {
    * @default {"$XDG_CACHE_HOME/remotemedia-multiprocess/node-types", else "~/.cache/remotemedia-multiprocess/node-types"}
    */
   typeCacheDir?: string | false;
+  /**
+   * Start node runners from a fork server: one Python process per executor,
+   * started with its first session, that has imported the SDK (iceoryx2,
+   * numpy, the runner) once and forks each runner, which then skips those
+   * imports (~0.4 s of CPU per node). A forked runner leads a process group
+   * of its own, dies with the server, and the server (which dies with this
+   * program) reports its exit, so crash detection is the same. `false`
+   * spawns every runner as a new interpreter. If the server cannot start,
+   * runners are spawned (and the reason printed once).
+   *
+   * @default {true}
+   */
+  forkServer?: boolean;
 }
 
 /** The default {@linkcode MultiprocessExecutorOptions.typeCacheDir}. */
@@ -343,6 +358,9 @@ export class MultiprocessExecutor implements AsyncDisposable {
   readonly #spares = new Set<Session>();
   readonly #pools = new Map<string, Prewarm>();
   #closing = false;
+  readonly #useForkServer: boolean;
+  #forkServer: Promise<ForkServer | undefined> | undefined;
+  #forkServerWarned = false;
   /** Listings by cache key (a pending one too, so concurrent callers share it). */
   readonly #typeCache = new Map<string, Promise<CachedListing>>();
   readonly #typeCacheDir: string | false;
@@ -355,8 +373,12 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * @throws {ConfigError} when an option is invalid.
    */
   constructor(config: MultiprocessExecutorOptions | RuntimeConfig = {}) {
-    const { handleSignals, typeCacheDir, ...rest } =
+    const { handleSignals, typeCacheDir, forkServer, ...rest } =
       config as MultiprocessExecutorOptions;
+    if (forkServer !== undefined && typeof forkServer !== "boolean") {
+      throw new ConfigError("must be a boolean", { key: "forkServer" });
+    }
+    this.#useForkServer = forkServer ?? true;
     if (
       typeCacheDir !== undefined && typeCacheDir !== false &&
       (typeof typeCacheDir !== "string" || !typeCacheDir)
@@ -399,9 +421,14 @@ export class MultiprocessExecutor implements AsyncDisposable {
     path: string | URL,
     overrides: MultiprocessExecutorOptions = {},
   ): Promise<MultiprocessExecutor> {
-    const { handleSignals, typeCacheDir, ...rest } = overrides;
+    const { handleSignals, typeCacheDir, forkServer, ...rest } = overrides;
     const config = await loadConfig(path, rest);
-    return new MultiprocessExecutor({ ...config, handleSignals, typeCacheDir });
+    return new MultiprocessExecutor({
+      ...config,
+      handleSignals,
+      typeCacheDir,
+      forkServer,
+    });
   }
 
   /** Sessions not yet closed. */
@@ -433,6 +460,63 @@ export class MultiprocessExecutor implements AsyncDisposable {
         `the Python executable ${executable} does not exist`,
       );
     }
+  }
+
+  /** The running fork server (started on first use, restarted when it
+   * died), or undefined when runners are spawned. */
+  #forkServerFor(): Promise<ForkServer | undefined> {
+    if (!this.#useForkServer) return Promise.resolve(undefined);
+    const current = this.#forkServer;
+    if (current) {
+      return current.then((server) => {
+        if (!server?.dead) return server;
+        if (this.#forkServer === current) this.#forkServer = undefined;
+        return this.#forkServerFor();
+      });
+    }
+    const { executable, env } = this.config.python;
+    const starting = ForkServer.start({
+      executable,
+      env: {
+        ...env,
+        PYTHONPATH: [...this.#pythonPath([]), readEnv("PYTHONPATH") ?? ""]
+          .filter(Boolean).join(":"),
+      },
+    }).catch((e: Error) => {
+      // A missing permission is the program's to fix: spawning needs it too.
+      if (e instanceof MissingPermissionError) {
+        if (this.#forkServer === starting) this.#forkServer = undefined;
+        throw e;
+      }
+      if (!this.#forkServerWarned) {
+        this.#forkServerWarned = true;
+        console.error(
+          `The Python fork server did not start, so runners are spawned as new interpreters: ${e.message}`,
+        );
+      }
+      return undefined;
+    });
+    this.#forkServer = starting;
+    return starting;
+  }
+
+  /** Throws the error a listing would, without --allow-run for Python (a
+   * cached listing runs nothing, so it would come later, worded otherwise). */
+  #checkRunPermission(): void {
+    const { executable } = this.config.python;
+    let state: Deno.PermissionState = "granted";
+    try {
+      state = Deno.permissions.querySync({ name: "run", command: executable })
+        .state;
+    } catch { /* not queryable here: the spawn tells */ }
+    if (state === "granted") return;
+    throw missingPermission(
+      new Deno.errors.NotCapable(
+        `Requires run access to "${executable}", run again with the --allow-run flag`,
+      ),
+      `Cannot run the Python runner "${executable}"`,
+      "run",
+    );
   }
 
   /** Tracks an open session here and process-wide, until it closes. */
@@ -488,6 +572,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
     const modules = options.modules ?? [];
     const modulePaths = options.modulePaths ?? [];
     this.#checkPython();
+    this.#checkRunPermission();
     const key = await this.#typeCacheKey(modules, modulePaths);
     const known = this.#typeCache.get(key);
     if (known) {
@@ -812,6 +897,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
       config,
       options,
       pythonPathEntries: this.#pythonPath(options.modulePaths ?? []),
+      forkServer: () => this.#forkServerFor(),
     });
     const started = session.start(this.#pythonPath(options.modulePaths ?? []));
     this.#track(session, config, started, visible);
@@ -839,6 +925,9 @@ export class MultiprocessExecutor implements AsyncDisposable {
       await Promise.all(
         [...this.#sessions, ...this.#spares].map((s) => s.close()),
       );
+      const server = this.#forkServer;
+      this.#forkServer = undefined;
+      await (await server)?.close();
     } finally {
       this.#closing = false; // the executor may start sessions again
     }

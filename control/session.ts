@@ -28,11 +28,12 @@ import { type Isolation, isolationEnv } from "../data/isolation.ts";
 import type { Pipeline } from "../pipeline/mod.ts";
 import {
   type NodeExit,
-  type NodeProcess,
+  NodeProcess,
   residentBytes,
   spawnNodeProcess,
 } from "./node_process.ts";
 import type { RuntimeData } from "../data/runtime_data/mod.ts";
+import { type ForkServer, LogSink } from "./fork_server.ts";
 
 /** The state of one node. */
 export type NodeState =
@@ -205,6 +206,8 @@ export interface SessionInit {
   config: RuntimeConfig;
   options: SessionOptions;
   pythonPathEntries: string[];
+  /** Forks runners instead of spawning them, when given. */
+  forkServer?: () => Promise<ForkServer | undefined>;
 }
 
 const HEARTBEAT_MS = 1000;
@@ -249,6 +252,8 @@ export class Session extends EventTarget implements AsyncDisposable {
   readonly #channels: Channel[] = [];
   #context!: ChannelContext;
   #control!: ControlServer;
+  readonly #forkServer: SessionInit["forkServer"];
+  #logs: LogSink | undefined;
   #startedAt = performance.now();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #initTimer: ReturnType<typeof setTimeout> | undefined;
@@ -270,6 +275,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.#pipeline = init.pipeline;
     this.#config = init.config;
     this.#options = init.options;
+    this.#forkServer = init.forkServer;
     this.#ready.promise.catch(() => {});
     for (const node of init.pipeline.toJSON().nodes) {
       this.#nodes.set(node.id, {
@@ -358,9 +364,50 @@ export class Session extends EventTarget implements AsyncDisposable {
         PYTHONPATH: [...pythonPathEntries, readEnv("PYTHONPATH") ?? ""]
           .filter(Boolean).join(":"),
       };
+      const server = await this.#forkServer?.();
+      let forked: Map<string, NodeProcess> | undefined;
+      if (server) {
+        const logs = this.#logs = LogSink.listen(`${root}logs.sock`);
+        const fullEnv = { ...environment(), ...env };
+        this.#startedAt = performance.now();
+        const entries = [...specs];
+        // Before awaiting the forks: a forked runner's hello and ready may
+        // arrive before the fork answers are read, and must find the node
+        // initializing.
+        for (const [id] of entries) {
+          const node = this.#nodes.get(id)!;
+          this.#setState(node, "initializing");
+          this.#progress(node, "starting", false);
+        }
+        const handles = await Promise.allSettled(
+          entries.map(([, specPath]) =>
+            server.spawn({ args: ["--spec", specPath], env: fullEnv, logs })
+          ),
+        );
+        forked = new Map();
+        for (const [i, [id]] of entries.entries()) {
+          const h = handles[i];
+          if (h.status === "fulfilled") {
+            forked.set(
+              id,
+              NodeProcess.fromHandle(
+                id,
+                h.value,
+                (stream, line, continued) =>
+                  this.#log(id, stream, line, continued),
+              ),
+            );
+          }
+        }
+        const failed = handles.find((h) => h.status === "rejected");
+        if (failed) {
+          for (const [id, p] of forked) this.#nodes.get(id)!.process = p;
+          throw (failed as PromiseRejectedResult).reason;
+        }
+      }
       for (const [id, specPath] of specs) {
         const node = this.#nodes.get(id)!;
-        const child = spawnNodeProcess({
+        const child = forked?.get(id) ?? spawnNodeProcess({
           nodeId: id,
           executable: this.#config.python.executable,
           args: ["-m", "remotemedia_multiprocess.runner", "--spec", specPath],
@@ -370,8 +417,10 @@ export class Session extends EventTarget implements AsyncDisposable {
         });
         node.process = child;
         node.pid = child.pid;
-        this.#setState(node, "initializing");
-        this.#progress(node, "starting", false);
+        if (!forked) {
+          this.#setState(node, "initializing");
+          this.#progress(node, "starting", false);
+        }
         child.exited.then((exit) => this.#onExit(node, exit));
       }
     } catch (e) {
@@ -1008,6 +1057,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       );
       // Every process is reaped; now nothing maps the shared memory.
       await this.#control?.close();
+      await this.#logs?.close();
       await this.#context?.close();
       this.#ready.reject(this.#closedError());
       this.#closedPromise.resolve();
@@ -1035,6 +1085,15 @@ export class Session extends EventTarget implements AsyncDisposable {
   /** Same as {@linkcode Session.close}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/** This program's environment, or nothing without `--allow-env`. */
+function environment(): Record<string, string> {
+  try {
+    return Deno.env.toObject();
+  } catch {
+    return {};
   }
 }
 

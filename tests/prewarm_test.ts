@@ -10,10 +10,6 @@ import { NodeInitError, ProcessCrashError } from "../errors.ts";
 import { Pipeline } from "../pipeline/mod.ts";
 import { text } from "../data/runtime_data/mod.ts";
 import { leftovers } from "../data/isolation.ts";
-import {
-  ISOLATION_ENV_PREFIX,
-  ISOLATION_ENV_ROOT,
-} from "../protocol/contracts.ts";
 import type { ProgressEvent } from "../control/session.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -60,27 +56,50 @@ interface Runner {
   root: string;
 }
 
-/** The live runner processes whose parent is `parent`, with their isolation. */
-function runnersOf(parent: number): Runner[] {
+/** The parent of `pid`, if it lives. */
+function parentOf(pid: number): number | undefined {
+  try {
+    return Number(
+      Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ")[1],
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+/** The live runner processes that descend from `ancestor` (its children,
+ * or the children of its fork server), with their isolation. */
+function runnersOf(ancestor: number): Runner[] {
   const found: Runner[] = [];
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
       const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
       const fields = stat.split(") ")[1].split(" ");
-      if (Number(fields[1]) !== parent || fields[0] === "Z") continue;
+      const parent = Number(fields[1]);
+      if (fields[0] === "Z") continue;
+      if (parent !== ancestor && parentOf(parent) !== ancestor) continue;
       const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`);
-      if (!cmdline.includes("remotemedia_multiprocess.runner")) continue;
-      const env = new Map(
-        Deno.readTextFileSync(`/proc/${entry.name}/environ`).split("\0")
-          .map((
-            kv,
-          ) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
-      );
+      // A forked runner keeps the fork server's command line.
+      const forked = parent !== ancestor &&
+        cmdline.includes("remotemedia_multiprocess._forkserver");
+      if (!forked && !cmdline.includes("remotemedia_multiprocess.runner")) {
+        continue;
+      }
+      // Its isolation, from the lock file every runner holds open.
+      let prefix = "";
+      for (const fd of Deno.readDirSync(`/proc/${entry.name}/fd`)) {
+        try {
+          const target = Deno.readLinkSync(`/proc/${entry.name}/fd/${fd.name}`);
+          const m = /^\/tmp\/rmp\/([^/]+)\.lock$/.exec(target);
+          if (m) prefix = m[1];
+        } catch { /* closed meanwhile */ }
+      }
+      if (!prefix) continue; // not yet a runner of a session
       found.push({
         pid: Number(entry.name),
-        prefix: env.get(ISOLATION_ENV_PREFIX) ?? "",
-        root: env.get(ISOLATION_ENV_ROOT) ?? "",
+        prefix,
+        root: `/tmp/rmp/${prefix}/`,
       });
     } catch { /* gone meanwhile */ }
   }
