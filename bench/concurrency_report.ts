@@ -92,9 +92,14 @@ print((time.perf_counter() - t) * 1000)`;
 // `executor.prewarm` taken by createSession). Each bounded: a start that
 // hangs fails the bench.
 const START_ROUNDS = 7;
+// Cold starts use executors of their own: `executor` holds the pools, and a
+// createSession there would take a spare.
 await using spawnExecutor = new MultiprocessExecutor({
   python: { executable: python },
   forkServer: false,
+});
+await using forkExecutor = new MultiprocessExecutor({
+  python: { executable: python },
 });
 function echoPipeline(n: number): Pipeline {
   const pipeline = new Pipeline();
@@ -122,6 +127,23 @@ async function timeStart(
   await session.close();
   return ms;
 }
+// An executor's first session also starts its fork server (reported once,
+// not in the medians).
+const firstMs = await timeStart(forkExecutor, echoPipeline(5));
+await timeStart(spawnExecutor, echoPipeline(1));
+report(
+  {
+    bench: "init",
+    mode: "cold",
+    fork_server: true,
+    first_session: true,
+    nodes: 5,
+    ready_ms: +firstMs.toFixed(1),
+  },
+  `init: 5 trivial nodes, an executor's first session (starts its fork server) ready in ${
+    firstMs.toFixed(1)
+  } ms (one sample)`,
+);
 const starts = new Map<string, number[]>();
 const pools = new Map<number, Awaited<ReturnType<typeof executor.prewarm>>>();
 for (const n of [1, 5]) {
@@ -134,7 +156,7 @@ for (let round = 0; round < START_ROUNDS; round++) {
   for (const n of [1, 5]) {
     const pipeline = echoPipeline(n);
     const kinds: [string, () => Promise<number>][] = [
-      ["fork", () => timeStart(executor, pipeline)],
+      ["fork", () => timeStart(forkExecutor, pipeline)],
       ["spawn", () => timeStart(spawnExecutor, pipeline)],
       ["warm", async () => {
         await bounded(pools.get(n)!.whenReady(), 60_000, "a warm spare");
