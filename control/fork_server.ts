@@ -191,7 +191,7 @@ export class ForkServer {
       id,
       args: options.args,
       env: options.env,
-      cwd: Deno.cwd(),
+      cwd: currentFolder(),
       log_socket: options.logs.path,
       token,
     };
@@ -497,6 +497,15 @@ export class LogSink {
     try {
       Deno.removeSync(this.path);
     } catch { /* gone */ }
+  }
+}
+
+/** This program's working folder (a spawned runner's), if readable. */
+function currentFolder(): string | undefined {
+  try {
+    return Deno.cwd();
+  } catch {
+    return undefined; // without --allow-read: the server's own
   }
 }
 
