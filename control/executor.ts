@@ -744,8 +744,20 @@ export class MultiprocessExecutor implements AsyncDisposable {
       spare.adopt(options);
       return spare;
     }
+    this.#warmForkServer();
     await this.#validate(pipeline, options);
     return await this.#start(pipeline, options, true);
+  }
+
+  /** Starts the fork server (if it is used and not running) while the
+   * pipeline is validated, so its imports overlap the listing. */
+  #warmForkServer(): void {
+    try {
+      this.#checkPython();
+    } catch {
+      return; // validation reports it
+    }
+    this.#forkServerFor().catch(() => {}); // the session start reports it
   }
 
   /**
@@ -797,6 +809,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
       modulePaths: options.modulePaths,
       printLogs: options.printLogs,
     };
+    this.#warmForkServer();
     await this.#validate(pipeline, sessionOptions);
     /** The listing each spare was validated with. */
     const listedWith = new WeakMap<Session, CachedListing>();
