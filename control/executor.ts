@@ -16,6 +16,7 @@ import {
   ConfigError,
   Iceoryx2VersionError,
   missingPermission,
+  MissingPermissionError,
   type ModuleImportFailure,
   MultiprocessError,
   NodeModuleError,
@@ -38,6 +39,18 @@ import { PYTHON_PACKAGE } from "../data/_library_path.ts";
 import { checkoutPythonDir } from "./_checkout.ts";
 import type { NodeTypeInfo, Pipeline } from "../pipeline/mod.ts";
 import { Session, type SessionOptions } from "./session.ts";
+import { Prewarm, type PrewarmOptions } from "./prewarm.ts";
+import { ForkServer } from "./fork_server.ts";
+import {
+  type CachedListing,
+  interpreterIdentity,
+  type NodeTypeListing,
+  readCached,
+  sdkSourcesHash,
+  sha256Hex,
+  stillValid,
+  writeCached,
+} from "./_type_cache.ts";
 
 /** Options of {@linkcode MultiprocessExecutor.listNodeTypes}. */
 export interface ListNodeTypesOptions {
@@ -60,17 +73,8 @@ export interface ListNodeTypesOptions {
   env?: string;
 }
 
-/** What the runner reported for a set of modules. */
-export interface NodeTypeListing {
-  /** Every registered type with its ports. */
-  types: Map<string, NodeTypeInfo>;
-  /** Modules that failed to import, with the error and where. */
-  errors: ModuleImportFailure[];
-  /** The module folders searched (absolute), before the Python path. */
-  modulePaths: string[];
-  /** Those of `modulePaths` that do not exist. */
-  missingPaths: string[];
-}
+export type { NodeTypeListing } from "./_type_cache.ts";
+export { Prewarm, type PrewarmOptions } from "./prewarm.ts";
 
 /** The runner's wording (runner.py `_folders_text`), so both sides say the same. */
 function foldersText(listing: NodeTypeListing): string {
@@ -131,6 +135,51 @@ export interface MultiprocessExecutorOptions extends RuntimeConfigOptions {
    * @default {true}
    */
   handleSignals?: boolean;
+  /**
+   * The folder of the node type cache: what the runner's `--list-types`
+   * reported for a set of modules, kept across programs so that a session
+   * start spawns no extra Python process. An entry is used only while the
+   * interpreter, the SDK sources, the modules, their folders and the Python
+   * path are the same and every source file the modules' import read has
+   * the same contents (SHA-256); listings with import errors are never
+   * kept. `false` keeps the cache in memory only (per executor).
+   *
+   * @default {"$XDG_CACHE_HOME/remotemedia-multiprocess/node-types", else "~/.cache/remotemedia-multiprocess/node-types"}
+   */
+  typeCacheDir?: string | false;
+  /**
+   * Start node runners from a fork server: one Python process per executor,
+   * started with its first session, that has imported the SDK (iceoryx2,
+   * numpy, the runner) once and forks each runner, which then skips those
+   * imports (~0.4 s of CPU per node). A forked runner leads a process group
+   * of its own, dies with the server, and the server (which dies with this
+   * program) reports its exit, so crash detection is the same. `false`
+   * spawns every runner as a new interpreter. If the server cannot start,
+   * runners are spawned (and the reason printed once).
+   *
+   * @default {true}
+   */
+  forkServer?: boolean;
+}
+
+/** The default {@linkcode MultiprocessExecutorOptions.typeCacheDir}. */
+function defaultTypeCacheDir(): string | false {
+  const xdg = readEnv("XDG_CACHE_HOME");
+  const home = readEnv("HOME");
+  const base = xdg || (home ? `${home}/.cache` : undefined);
+  return base ? `${base}/remotemedia-multiprocess/node-types` : false;
+}
+
+/** The pool key of a pipeline and its modules. */
+function poolKey(
+  pipeline: Pipeline,
+  options: { modules?: string[]; modulePaths?: string[] },
+): string {
+  return JSON.stringify([
+    pipeline.toJSON(),
+    options.modules ?? [],
+    options.modulePaths ?? [],
+  ]);
 }
 
 /** The exit code of a program ended by the signal, as a shell reports it. */
@@ -323,7 +372,16 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * {@linkcode MultiprocessExecutorOptions.handleSignals}). */
   readonly handleSignals: boolean;
   readonly #sessions = new Set<Session>();
-  readonly #typeCache = new Map<string, Promise<NodeTypeListing>>();
+  /** Pre-warmed sessions not yet taken (not listed in `sessions`). */
+  readonly #spares = new Set<Session>();
+  readonly #pools = new Map<string, Prewarm>();
+  #closing = false;
+  readonly #useForkServer: boolean;
+  #forkServer: Promise<ForkServer | undefined> | undefined;
+  #forkServerWarned = false;
+  /** Listings by cache key (a pending one too, so concurrent callers share it). */
+  readonly #typeCache = new Map<string, Promise<CachedListing>>();
+  readonly #typeCacheDir: string | false;
 
   /**
    * Creates an executor.
@@ -333,7 +391,22 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * @throws {ConfigError} when an option is invalid.
    */
   constructor(config: MultiprocessExecutorOptions | RuntimeConfig = {}) {
-    const { handleSignals, ...rest } = config as MultiprocessExecutorOptions;
+    const { handleSignals, typeCacheDir, forkServer, ...rest } =
+      config as MultiprocessExecutorOptions;
+    if (forkServer !== undefined && typeof forkServer !== "boolean") {
+      throw new ConfigError("must be a boolean", { key: "forkServer" });
+    }
+    this.#useForkServer = forkServer ?? true;
+    if (
+      typeCacheDir !== undefined && typeCacheDir !== false &&
+      (typeof typeCacheDir !== "string" || !typeCacheDir)
+    ) {
+      throw new ConfigError(
+        "must be a folder path or false",
+        { key: "typeCacheDir" },
+      );
+    }
+    this.#typeCacheDir = typeCacheDir ?? defaultTypeCacheDir();
     if (handleSignals !== undefined && typeof handleSignals !== "boolean") {
       throw new ConfigError(
         `must be a boolean, got ${
@@ -366,9 +439,14 @@ export class MultiprocessExecutor implements AsyncDisposable {
     path: string | URL,
     overrides: MultiprocessExecutorOptions = {},
   ): Promise<MultiprocessExecutor> {
-    const { handleSignals, ...rest } = overrides;
+    const { handleSignals, typeCacheDir, forkServer, ...rest } = overrides;
     const config = await loadConfig(path, rest);
-    return new MultiprocessExecutor({ ...config, handleSignals });
+    return new MultiprocessExecutor({
+      ...config,
+      handleSignals,
+      typeCacheDir,
+      forkServer,
+    });
   }
 
   /** Sessions not yet closed. */
@@ -410,13 +488,72 @@ export class MultiprocessExecutor implements AsyncDisposable {
     }
   }
 
+  /** The running fork server (started on first use, restarted when it
+   * died), or undefined when runners are spawned. */
+  #forkServerFor(): Promise<ForkServer | undefined> {
+    if (!this.#useForkServer) return Promise.resolve(undefined);
+    const current = this.#forkServer;
+    if (current) {
+      return current.then((server) => {
+        if (!server?.dead) return server;
+        if (this.#forkServer === current) this.#forkServer = undefined;
+        return this.#forkServerFor();
+      });
+    }
+    const { executable, env } = this.config.python;
+    const starting = ForkServer.start({
+      executable,
+      env: {
+        ...env,
+        PYTHONPATH: [...this.#pythonPath([]), readEnv("PYTHONPATH") ?? ""]
+          .filter(Boolean).join(":"),
+      },
+    }).catch((e: Error) => {
+      // A missing permission is the program's to fix: spawning needs it too.
+      if (e instanceof MissingPermissionError) {
+        if (this.#forkServer === starting) this.#forkServer = undefined;
+        throw e;
+      }
+      if (!this.#forkServerWarned) {
+        this.#forkServerWarned = true;
+        console.error(
+          `The Python fork server did not start, so runners are spawned as new interpreters: ${e.message}`,
+        );
+      }
+      return undefined;
+    });
+    this.#forkServer = starting;
+    return starting;
+  }
+
+  /** Throws the error a listing would, without --allow-run for Python (a
+   * cached listing runs nothing, so it would come later, worded otherwise). */
+  #checkRunPermission(): void {
+    const { executable } = this.config.python;
+    let state: Deno.PermissionState = "granted";
+    try {
+      state = Deno.permissions.querySync({ name: "run", command: executable })
+        .state;
+    } catch { /* not queryable here: the spawn tells */ }
+    if (state === "granted") return;
+    throw missingPermission(
+      new Deno.errors.NotCapable(
+        `Requires run access to "${executable}", run again with the --allow-run flag`,
+      ),
+      `Cannot run the Python runner "${executable}"`,
+      "run",
+    );
+  }
+
   /** Tracks an open session here and process-wide, until it closes. */
   #track(
     session: Session,
     config: RuntimeConfig,
     started: Promise<void>,
+    visible: boolean,
   ): void {
-    this.#sessions.add(session);
+    if (visible) this.#sessions.add(session);
+    else this.#spares.add(session);
     openSessions.set(session, {
       config,
       started: started.catch(() => {}),
@@ -425,14 +562,20 @@ export class MultiprocessExecutor implements AsyncDisposable {
     updateSignalListeners();
     session.addEventListener("closed", () => {
       this.#sessions.delete(session);
+      this.#spares.delete(session);
       openSessions.delete(session);
       updateSignalListeners();
     }, { once: true });
   }
 
   /**
-   * The node types the runner can import from the given modules (cached per
-   * module set). Spawns one short-lived Python process.
+   * The node types the runner can import from the given modules. Cached in
+   * memory and in {@linkcode MultiprocessExecutorOptions.typeCacheDir},
+   * keyed by the interpreter, the SDK sources, the modules, their folders and
+   * the Python path, and used only while every source file the modules'
+   * import read has the same contents: a hit spawns nothing, a miss spawns
+   * one short-lived Python process (`--list-types`). A listing with import
+   * errors is never cached (the user may fix the module and retry).
    *
    * @param options Modules and folders.
    * @returns Types with their ports, the modules that failed to import (with
@@ -444,29 +587,17 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * const { types } = await executor.listNodeTypes({ modules: ["demo_nodes"], modulePaths: ["examples/nodes"] });
    * ```
    */
-  listNodeTypes(options: ListNodeTypesOptions = {}): Promise<NodeTypeListing> {
+  async listNodeTypes(
+    options: ListNodeTypesOptions = {},
+  ): Promise<NodeTypeListing> {
+    return (await this.#typeEntry(options)).listing;
+  }
+
+  /** The listing with the files it depends on (see `listNodeTypes`). */
+  async #typeEntry(options: ListNodeTypesOptions): Promise<CachedListing> {
     const modules = options.modules ?? [];
     const modulePaths = options.modulePaths ?? [];
     const env = options.env;
-    const key = JSON.stringify([modules, modulePaths, env ?? null]);
-    let listing = this.#typeCache.get(key);
-    if (!listing) {
-      listing = this.#listNodeTypes(modules, modulePaths, env);
-      this.#typeCache.set(key, listing);
-      // A failed import is not kept: the user may fix the module and retry.
-      listing.then(
-        (l) => l.errors.length && this.#typeCache.delete(key),
-        () => this.#typeCache.delete(key),
-      );
-    }
-    return listing;
-  }
-
-  async #listNodeTypes(
-    modules: string[],
-    modulePaths: string[],
-    env: string | undefined,
-  ): Promise<NodeTypeListing> {
     if (env !== undefined && !Object.hasOwn(this.config.python.envs, env)) {
       throw new ConfigError(
         `No Python environment "${env}" is configured (configured: ${
@@ -476,6 +607,78 @@ export class MultiprocessExecutor implements AsyncDisposable {
       );
     }
     this.#checkPython(env);
+    this.#checkRunPermission();
+    const key = await this.#typeCacheKey(modules, modulePaths, env);
+    const known = this.#typeCache.get(key);
+    if (known) {
+      const entry = await known.catch(() => undefined);
+      if (entry && !entry.listing.errors.length && await stillValid(entry)) {
+        return entry;
+      }
+      if (this.#typeCache.get(key) === known) this.#typeCache.delete(key);
+    }
+    let pending = this.#typeCache.get(key);
+    if (!pending) {
+      pending = this.#lookUpTypes(key, modules, modulePaths, env);
+      this.#typeCache.set(key, pending);
+      pending.then(
+        (e) => e.listing.errors.length && this.#typeCache.delete(key),
+        () => this.#typeCache.delete(key),
+      );
+    }
+    return await pending;
+  }
+
+  /** The cache key of a module set (see `typeCacheDir`). */
+  async #typeCacheKey(
+    modules: string[],
+    modulePaths: string[],
+    env: string | undefined,
+  ): Promise<string> {
+    const cwd = (() => {
+      try {
+        return Deno.cwd();
+      } catch {
+        return "";
+      }
+    })();
+    return await sha256Hex(JSON.stringify([
+      env ?? null,
+      interpreterIdentity(envPython(this.config, env).executable),
+      this.config.python.env,
+      await sdkSourcesHash(),
+      modules,
+      modulePaths,
+      cwd, // relative module folders resolve against it
+      this.#pythonPath(modulePaths),
+      readEnv("PYTHONPATH") ?? "",
+    ]));
+  }
+
+  /** The disk cache's entry when still valid, else a fresh listing. */
+  async #lookUpTypes(
+    key: string,
+    modules: string[],
+    modulePaths: string[],
+    env: string | undefined,
+  ): Promise<CachedListing> {
+    const dir = this.#typeCacheDir;
+    if (dir) {
+      const cached = await readCached(dir, key);
+      if (cached && await stillValid(cached)) return cached;
+    }
+    const fresh = await this.#listNodeTypes(modules, modulePaths, env);
+    if (dir && !fresh.listing.errors.length) {
+      await writeCached(dir, key, fresh);
+    }
+    return fresh;
+  }
+
+  async #listNodeTypes(
+    modules: string[],
+    modulePaths: string[],
+    env: string | undefined,
+  ): Promise<CachedListing> {
     const { executable } = envPython(this.config, env);
     // The script checks the environment's iceoryx2 first (LIST_TYPES_SCRIPT).
     const args = ["-c", LIST_TYPES_SCRIPT, "--list-types"];
@@ -545,7 +748,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
     }
     try {
       const errors = (parsed.errors ?? []) as Record<string, unknown>[];
-      return {
+      const listing: NodeTypeListing = {
         types: new Map(
           Object.entries(parsed.types as Record<string, NodeTypeInfo>),
         ),
@@ -560,6 +763,10 @@ export class MultiprocessExecutor implements AsyncDisposable {
         modulePaths: (parsed.module_paths as string[] | undefined) ??
           modulePaths,
         missingPaths: (parsed.missing_paths as string[] | undefined) ?? [],
+      };
+      return {
+        listing,
+        files: (parsed.files as Record<string, string> | undefined) ?? {},
       };
     } catch (cause) {
       throw new MultiprocessError(
@@ -597,6 +804,122 @@ export class MultiprocessExecutor implements AsyncDisposable {
     options: SessionOptions = {},
   ): Promise<Session> {
     options.signal?.throwIfAborted();
+    const pool = this.#pools.get(poolKey(pipeline, options));
+    const spare = pool && await pool.take();
+    if (spare) {
+      options.signal?.throwIfAborted();
+      this.#sessions.add(spare);
+      spare.adopt(options);
+      return spare;
+    }
+    this.#warmForkServer();
+    await this.#validate(pipeline, options);
+    return await this.#start(pipeline, options, true);
+  }
+
+  /** Starts the fork server (if it is used and not running) while the
+   * pipeline is validated, so its imports overlap the listing. */
+  #warmForkServer(): void {
+    try {
+      this.#checkPython();
+    } catch {
+      return; // validation reports it
+    }
+    this.#forkServerFor().catch(() => {}); // the session start reports it
+  }
+
+  /**
+   * Keeps `options.sessions` sessions of `pipeline` spawned and initialised
+   * (every node's `initialize()` has returned, models loaded) in the
+   * background: a `createSession` of the same pipeline with the same
+   * `modules` and `modulePaths` then takes a ready spare (its
+   * `initialize()` resolves at once; its `onProgress` hears one `ready` event
+   * per node) and the pool starts a replacement. Spares are cleaned up as any
+   * session is (`executor.close()`, SIGINT/SIGTERM, the program's death); a
+   * spare that fails is reported (`onError`, `error` events, else stderr).
+   * Without a ready spare, `createSession` starts cold as usual.
+   *
+   * @param pipeline The pipeline.
+   * @param options How many spares, the node modules, error reporting.
+   * @returns The pool; close it to stop pre-warming.
+   * @throws The errors `createSession` throws before spawning
+   * (`NodeModuleError`, `PipelineValidationError`, `ResourceLimitError`,
+   * `ProcessSpawnError`), checked once here.
+   * @throws {RangeError} when `sessions` is not a whole number >= 1.
+   *
+   * @example
+   * ```ts ignore
+   * await using warm = await executor.prewarm(pipeline, { sessions: 2, modules: ["demo_nodes"], modulePaths: ["examples/nodes"] });
+   * await warm.whenReady();
+   * const session = await executor.createSession(pipeline, { modules: ["demo_nodes"], modulePaths: ["examples/nodes"] });
+   * await session.initialize(); // at once
+   * ```
+   */
+  async prewarm(
+    pipeline: Pipeline,
+    options: PrewarmOptions = {},
+  ): Promise<Prewarm> {
+    const count = options.sessions ?? 1;
+    if (!Number.isInteger(count) || count < 1) {
+      throw new RangeError(
+        `Invalid sessions ${count}: it must be a whole number >= 1`,
+      );
+    }
+    const key = poolKey(pipeline, options);
+    if (this.#pools.has(key)) {
+      throw new ConfigError(
+        "This pipeline is already pre-warmed with these modules: close that pool first",
+        { key: "prewarm" },
+      );
+    }
+    const sessionOptions: SessionOptions = {
+      modules: options.modules,
+      modulePaths: options.modulePaths,
+      printLogs: options.printLogs,
+    };
+    this.#warmForkServer();
+    await this.#validate(pipeline, sessionOptions);
+    /** The listing each spare was validated with. */
+    const listedWith = new WeakMap<Session, CachedListing[]>();
+    const pool: Prewarm = new Prewarm(
+      {
+        start: async () => {
+          const entry = await this.#validate(pipeline, sessionOptions);
+          const session = await this.#start(pipeline, sessionOptions, false);
+          listedWith.set(session, entry);
+          try {
+            await session.initialize();
+          } catch (e) {
+            await session.close().catch(() => {});
+            throw e;
+          }
+          return session;
+        },
+        canStart: () => !this.#closing && signalled === undefined,
+        // The memory cache hands out the same entry while every file
+        // still hashes the same, and a fresh one once any changed.
+        stillValid: async (spare) => {
+          const then = listedWith.get(spare) ?? [];
+          const now = await this.#typeEntries(pipeline, sessionOptions)
+            .then((m) => [...m.values()], () => undefined);
+          return now !== undefined && now.length === then.length &&
+            now.every((e, i) => e === then[i]);
+        },
+      },
+      options,
+      () => {
+        if (this.#pools.get(key) === pool) this.#pools.delete(key);
+      },
+    );
+    this.#pools.set(key, pool);
+    return pool;
+  }
+
+  /** Checks the pipeline and its modules; spawns nothing. */
+  async #validate(
+    pipeline: Pipeline,
+    options: SessionOptions,
+  ): Promise<CachedListing[]> {
     const nodeCount = pipeline.toJSON().nodes.length;
     const limit = this.config.maxProcessesPerSession;
     if (limit !== undefined && nodeCount > limit) {
@@ -607,13 +930,9 @@ export class MultiprocessExecutor implements AsyncDisposable {
     }
     checkEnvNames(pipeline, this.config);
     const envs = usedEnvs(pipeline);
-    // One listing per environment the nodes use, in parallel.
+    const entries = await this.#typeEntries(pipeline, options);
     const listings = new Map(
-      await Promise.all(
-        envs.map(async (env) =>
-          [env, await this.listNodeTypes({ ...options, env })] as const
-        ),
-      ),
+      [...entries].map(([env, e]) => [env, e.listing] as const),
     );
     const failed = [...listings].find(([, l]) => l.errors.length);
     const [failedEnv, listing] = failed ??
@@ -676,6 +995,30 @@ export class MultiprocessExecutor implements AsyncDisposable {
       }
       throw e;
     }
+    return [...entries.values()];
+  }
+
+  /** The type listing of every Python environment the pipeline's nodes use
+   * (in parallel), by environment name (undefined: the default). */
+  async #typeEntries(
+    pipeline: Pipeline,
+    options: SessionOptions,
+  ): Promise<Map<string | undefined, CachedListing>> {
+    return new Map(
+      await Promise.all(
+        usedEnvs(pipeline).map(async (env) =>
+          [env, await this.#typeEntry({ ...options, env })] as const
+        ),
+      ),
+    );
+  }
+
+  /** Spawns a validated session; `visible` ones are listed in `sessions`. */
+  async #start(
+    pipeline: Pipeline,
+    options: SessionOptions,
+    visible: boolean,
+  ): Promise<Session> {
     checkFullAccess();
     // Loads the library (once per program) from this executor's Python
     // environment unless RMP_ICEORYX2_LIB says otherwise.
@@ -686,9 +1029,10 @@ export class MultiprocessExecutor implements AsyncDisposable {
       config,
       options,
       pythonPathEntries: this.#pythonPath(options.modulePaths ?? []),
+      forkServer: () => this.#forkServerFor(),
     });
     const started = session.start(this.#pythonPath(options.modulePaths ?? []));
-    this.#track(session, config, started);
+    this.#track(session, config, started, visible);
     try {
       await started;
     } catch (e) {
@@ -707,7 +1051,18 @@ export class MultiprocessExecutor implements AsyncDisposable {
    * ```
    */
   async close(): Promise<void> {
-    await Promise.all([...this.#sessions].map((s) => s.close()));
+    this.#closing = true;
+    try {
+      await Promise.all([...this.#pools.values()].map((p) => p.close()));
+      await Promise.all(
+        [...this.#sessions, ...this.#spares].map((s) => s.close()),
+      );
+      const server = this.#forkServer;
+      this.#forkServer = undefined;
+      await (await server)?.close();
+    } finally {
+      this.#closing = false; // the executor may start sessions again
+    }
   }
 
   /** Same as {@linkcode MultiprocessExecutor.close}. */

@@ -104,6 +104,37 @@ async function pumpLines(
 }
 
 /**
+ * What a node process is made of, however it was started (spawned by this
+ * program, or forked by the fork server).
+ */
+export interface ProcessHandle {
+  /** The process id. */
+  pid: number;
+  /** Its stdout. */
+  stdout: ReadableStream<Uint8Array>;
+  /** Its stderr. */
+  stderr: ReadableStream<Uint8Array>;
+  /** Resolves with its exit. */
+  status: Promise<{ code: number | null; signal: string | null }>;
+  /** Sends a signal (ignored once it exited). */
+  kill(signal: Deno.Signal): void;
+}
+
+/** The handle of a child of this program. */
+function childHandle(child: Deno.ChildProcess): ProcessHandle {
+  return {
+    pid: child.pid,
+    stdout: child.stdout,
+    stderr: child.stderr,
+    status: child.status.then((s) => ({
+      code: s.signal ? null : s.code,
+      signal: s.signal ?? null,
+    })),
+    kill: (signal) => child.kill(signal),
+  };
+}
+
+/**
  * A running node process.
  *
  * @example
@@ -120,13 +151,13 @@ export class NodeProcess {
   readonly pid: number;
   /** Resolves when the process has exited and its output is fully read. */
   readonly exited: Promise<NodeExit>;
-  readonly #child: Deno.ChildProcess;
+  readonly #child: ProcessHandle;
   #exit: NodeExit | undefined;
 
   /** @internal */
   constructor(
     nodeId: string,
-    child: Deno.ChildProcess,
+    child: ProcessHandle,
     onLine: NodeProcessOptions["onLine"],
   ) {
     this.nodeId = nodeId;
@@ -136,12 +167,25 @@ export class NodeProcess {
     const err = pumpLines(child.stderr, (l, c) => onLine?.("stderr", l, c));
     this.exited = child.status.then(async (status) => {
       await Promise.all([out, err]);
-      this.#exit = {
-        code: status.signal ? null : status.code,
-        signal: status.signal ?? null,
-      };
+      this.#exit = { code: status.code, signal: status.signal };
       return this.#exit;
     });
+  }
+
+  /**
+   * @internal A process forked by the fork server.
+   *
+   * @param nodeId The node.
+   * @param handle The forked process.
+   * @param onLine Where its lines go.
+   * @returns The process.
+   */
+  static fromHandle(
+    nodeId: string,
+    handle: ProcessHandle,
+    onLine: NodeProcessOptions["onLine"],
+  ): NodeProcess {
+    return new NodeProcess(nodeId, handle, onLine);
   }
 
   /** The exit, once known. */
@@ -229,7 +273,7 @@ export function spawnNodeProcess(options: NodeProcessOptions): NodeProcess {
       { path: options.executable, nodeId: options.nodeId, cause },
     );
   }
-  return new NodeProcess(options.nodeId, child, options.onLine);
+  return new NodeProcess(options.nodeId, childHandle(child), options.onLine);
 }
 
 /**

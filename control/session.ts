@@ -34,11 +34,12 @@ import { type Isolation, isolationEnv } from "../data/isolation.ts";
 import type { Pipeline } from "../pipeline/mod.ts";
 import {
   type NodeExit,
-  type NodeProcess,
+  NodeProcess,
   residentBytes,
   spawnNodeProcess,
 } from "./node_process.ts";
 import type { RuntimeData } from "../data/runtime_data/mod.ts";
+import { type ForkServer, LogSink } from "./fork_server.ts";
 
 /** The state of one node. */
 export type NodeState =
@@ -211,6 +212,8 @@ export interface SessionInit {
   config: RuntimeConfig;
   options: SessionOptions;
   pythonPathEntries: string[];
+  /** Forks runners instead of spawning them, when given. */
+  forkServer?: () => Promise<ForkServer | undefined>;
 }
 
 const HEARTBEAT_MS = 1000;
@@ -247,7 +250,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   readonly id: string;
   readonly #pipeline: Pipeline;
   readonly #config: RuntimeConfig;
-  readonly #options: SessionOptions;
+  #options: SessionOptions;
   readonly #nodes = new Map<string, NodeEntry>();
   readonly #abort = new AbortController();
   readonly #ready = Promise.withResolvers<void>();
@@ -258,6 +261,8 @@ export class Session extends EventTarget implements AsyncDisposable {
   #context!: ChannelContext;
   #control!: ControlServer;
   #inspectServer: InspectServer | undefined;
+  readonly #forkServer: SessionInit["forkServer"];
+  #logs: LogSink | undefined;
   #startedAt = performance.now();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #initTimer: ReturnType<typeof setTimeout> | undefined;
@@ -279,6 +284,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.#pipeline = init.pipeline;
     this.#config = init.config;
     this.#options = init.options;
+    this.#forkServer = init.forkServer;
     this.#ready.promise.catch(() => {});
     for (const node of init.pipeline.toJSON().nodes) {
       this.#nodes.set(node.id, {
@@ -378,9 +384,55 @@ export class Session extends EventTarget implements AsyncDisposable {
         PYTHONPATH: [...pythonPathEntries, readEnv("PYTHONPATH") ?? ""]
           .filter(Boolean).join(":"),
       };
+      const server = await this.#forkServer?.();
+      let forked: Map<string, NodeProcess> | undefined;
+      if (server) {
+        const logs = this.#logs = LogSink.listen(`${root}logs.sock`);
+        const fullEnv = { ...environment(), ...env };
+        this.#startedAt = performance.now();
+        // The server is the default interpreter: a node of another Python
+        // environment is spawned with its own interpreter below.
+        const entries = [...specs].filter(([id]) =>
+          envPython(this.#config, this.#nodeEnv(id)).executable ===
+            this.#config.python.executable
+        );
+        // Before awaiting the forks: a forked runner's hello and ready may
+        // arrive before the fork answers are read, and must find the node
+        // initializing.
+        for (const [id] of entries) {
+          const node = this.#nodes.get(id)!;
+          this.#setState(node, "initializing");
+          this.#progress(node, "starting", false);
+        }
+        const handles = await Promise.allSettled(
+          entries.map(([, specPath]) =>
+            server.spawn({ args: ["--spec", specPath], env: fullEnv, logs })
+          ),
+        );
+        forked = new Map();
+        for (const [i, [id]] of entries.entries()) {
+          const h = handles[i];
+          if (h.status === "fulfilled") {
+            forked.set(
+              id,
+              NodeProcess.fromHandle(
+                id,
+                h.value,
+                (stream, line, continued) =>
+                  this.#log(id, stream, line, continued),
+              ),
+            );
+          }
+        }
+        const failed = handles.find((h) => h.status === "rejected");
+        if (failed) {
+          for (const [id, p] of forked) this.#nodes.get(id)!.process = p;
+          throw (failed as PromiseRejectedResult).reason;
+        }
+      }
       for (const [id, specPath] of specs) {
         const node = this.#nodes.get(id)!;
-        const child = spawnNodeProcess({
+        const child = forked?.get(id) ?? spawnNodeProcess({
           nodeId: id,
           executable: envPython(this.#config, this.#nodeEnv(id)).executable,
           args: ["-m", "remotemedia_multiprocess.runner", "--spec", specPath],
@@ -390,8 +442,10 @@ export class Session extends EventTarget implements AsyncDisposable {
         });
         node.process = child;
         node.pid = child.pid;
-        this.#setState(node, "initializing");
-        this.#progress(node, "starting", false);
+        if (!forked) {
+          this.#setState(node, "initializing");
+          this.#progress(node, "starting", false);
+        }
         child.exited.then((exit) => this.#onExit(node, exit));
       }
     } catch (e) {
@@ -403,12 +457,51 @@ export class Session extends EventTarget implements AsyncDisposable {
       () => this.#initTimedOut(),
       this.#config.initTimeoutSecs * 1000,
     );
+    if (signal) this.#closeOnAbort(signal);
+  }
+
+  #closeOnAbort(signal: AbortSignal): void {
+    const onAbort = () => this.close();
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.#closedPromise.promise.then(() =>
+      signal.removeEventListener("abort", onAbort)
+    );
+  }
+
+  /**
+   * @internal A pre-warmed spare handed to `createSession`: from now on the
+   * caller's callbacks, signal and log printing apply. Its start-up happened
+   * before the caller had it, so `onProgress` hears one `ready` event per
+   * node (its `elapsedMs` counts from the spare's spawn), not the replay of
+   * its loading.
+   */
+  adopt(options: SessionOptions): void {
+    const { onProgress, onError, signal, printLogs } = options;
+    this.#options = {
+      ...this.#options,
+      onProgress,
+      onError,
+      signal,
+      printLogs,
+    };
     if (signal) {
-      const onAbort = () => this.close();
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.#closedPromise.promise.then(() =>
-        signal.removeEventListener("abort", onAbort)
-      );
+      if (signal.aborted) this.close();
+      else this.#closeOnAbort(signal);
+    }
+    for (const node of this.#nodes.values()) {
+      const event: ProgressEvent = {
+        nodeId: node.id,
+        phase: "ready",
+        fraction: node.fraction,
+        message: node.message,
+        elapsedMs: Math.round(node.lastProgressAt - this.#startedAt),
+        heartbeat: false,
+      };
+      try {
+        onProgress?.(event);
+      } catch (e) {
+        console.error(`onProgress threw: ${e}`);
+      }
     }
   }
 
@@ -1007,6 +1100,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       // Every process is reaped; now nothing maps the shared memory.
       await this.#inspectServer?.close();
       await this.#control?.close();
+      await this.#logs?.close();
       await this.#context?.close();
       this.#ready.reject(this.#closedError());
       this.#closedPromise.resolve();
@@ -1034,6 +1128,15 @@ export class Session extends EventTarget implements AsyncDisposable {
   /** Same as {@linkcode Session.close}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/** This program's environment, or nothing without `--allow-env`. */
+function environment(): Record<string, string> {
+  try {
+    return Deno.env.toObject();
+  } catch {
+    return {};
   }
 }
 

@@ -24,7 +24,7 @@ const decoder = new TextDecoder();
 // files (still run by other checkouts on a shared machine) take as alive: so
 // only the sweeps of these tests remove their files.
 const pidNamespace = canUnsharePid();
-const startOwner = (mode: "context" | "session") =>
+const startOwner = (mode: "context" | "session" | "spawned-session") =>
   Owner.start(mode, { pidNamespace });
 
 /** Runs Python code (with `args` as sys.argv[1:]) and returns its stdout. */
@@ -234,7 +234,9 @@ print(sweeps)`,
 });
 
 Deno.test("a runner's shared lock keeps the session's files after the owner's kill -9, until the runner exits", async () => {
-  const owner = await startOwner("session");
+  // A spawned runner: a forked one dies with its owner (the fork server's
+  // PR_SET_PDEATHSIG), so it could not outlive the owner to be tested here.
+  const owner = await startOwner("spawned-session");
   const runner = owner.info.runnerPid!;
   const { prefix } = owner.info;
   try {

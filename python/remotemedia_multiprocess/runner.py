@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import importlib
 import inspect
 import json
@@ -300,12 +301,43 @@ def list_types(module_paths: Sequence[str], modules: Sequence[str]) -> dict[str,
         paths and ``missing_paths`` those that do not exist.
     """
     folders, missing = _search_folders(module_paths)
+    before = set(sys.modules)
     errors = _import_modules(module_paths, modules)
     types = {
         name: {"inputs": list(cls.inputs), "outputs": list(cls.outputs)}
         for name, cls in sorted(registered_types().items())
     }
-    return {"types": types, "errors": errors, "module_paths": folders, "missing_paths": missing}
+    return {
+        "types": types,
+        "errors": errors,
+        "module_paths": folders,
+        "missing_paths": missing,
+        "files": _loaded_files(set(sys.modules) - before),
+    }
+
+
+def _loaded_files(names: set[str]) -> dict[str, str]:
+    """The source files of the modules ``names`` outside the interpreter's
+    prefixes and this package, each with the SHA-256 of its contents: what
+    the executor's node type cache is keyed by (docs/runner-protocol.md)."""
+    skip = tuple(
+        os.path.join(os.path.realpath(p), "")
+        for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(__file__)}
+    )
+    files: dict[str, str] = {}
+    for name in sorted(names):
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if not isinstance(path, str):
+            continue
+        real = os.path.realpath(path)
+        if real.startswith(skip) or real in files:
+            continue
+        try:
+            with open(real, "rb") as f:
+                files[real] = hashlib.sha256(f.read()).hexdigest()
+        except OSError:
+            continue
+    return files
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import subprocess
@@ -34,8 +35,10 @@ def _pipeline(seconds: float = 0.6) -> Pipeline:
 
 
 def _processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line contains ``text`` (the node runners' spec paths
-    are under the session's isolation root)."""
+    """Pids whose command line contains ``text`` (spawned node runners' spec
+    paths are under the session's isolation root), or forked runners (they
+    keep the fork server's command line) holding the isolation's lock."""
+    lock = text.rstrip("/") + ".lock"
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -44,9 +47,23 @@ def _processes_mentioning(text: str) -> list[int]:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if text.encode() in cmdline:
+        forked = b"remotemedia_multiprocess._forkserver" in cmdline
+        if text.encode() in cmdline or (forked and _holds(entry, lock)):
             pids.append(int(entry))
     return pids
+
+
+def _holds(pid: str, path: str) -> bool:
+    """Whether process ``pid`` has ``path`` open (a runner's isolation lock)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                return True
+    return False
 
 
 def _wait_gone(text: str, seconds: float = 10.0) -> list[int]:

@@ -3,7 +3,8 @@
  *
  * `deno run -A isolation_owner.ts context` opens a ChannelContext with one
  * channel and a sent sample (so shared memory exists); `... session` starts a
- * session with one echo node (a runner maps the shared memory too). Then it
+ * session with one echo node (a runner maps the shared memory too;
+ * `spawned-session`: one spawned, not forked by the fork server). Then it
  * prints one JSON line `{prefix, root, pid, hostPid, runnerPid?}` and answers
  * commands on stdin, one JSON line each:
  * - `sweep <prefix>...`: sweeps those prefixes, prints `{removed}`;
@@ -28,10 +29,12 @@ let isolation: Isolation;
 let runnerPid: number | undefined;
 const keep: unknown[] = [];
 
-if (mode === "session") {
+if (mode === "session" || mode === "spawned-session") {
   const ex = new MultiprocessExecutor({
     python: { executable: `${repo}.venv/bin/python` },
     initTimeoutSecs: 30,
+    // Only this mode passes the option (older commits do not know it).
+    ...(mode === "spawned-session" ? { forkServer: false } : {}),
   });
   const pipeline = new Pipeline().addNode("echo", "n").addInput("in", "n", "in")
     .addOutput("out", "n", "out");
@@ -60,19 +63,32 @@ if (mode === "session") {
 // namespace: /proc/self names this process as the test sees it, and a child's
 // status has both of its PIDs (NSpid).
 const hostPid = Number(Deno.readLinkSync("/proc/self"));
+function parentOf(pid: number): number | undefined {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    return Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
+  } catch {
+    return undefined;
+  }
+}
+/** A descendant (a child, or a fork server's child) with NSpid `pid`. */
 function hostPidOf(pid: number): number {
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
       const status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
-      const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
       const nspids = /^NSpid:\s+(.*)$/m.exec(status)?.[1].trim().split(/\s+/);
-      if (ppid === hostPid && Number(nspids?.at(-1)) === pid) {
-        return Number(entry.name);
+      if (Number(nspids?.at(-1)) !== pid) continue;
+      let ancestor = parentOf(Number(entry.name));
+      for (let up = 0; up < 3 && ancestor; up++) {
+        if (ancestor === hostPid) return Number(entry.name);
+        ancestor = parentOf(ancestor);
       }
     } catch { /* gone meanwhile */ }
   }
-  throw new Error(`No child of ${hostPid} has PID ${pid} in its namespace`);
+  throw new Error(
+    `No descendant of ${hostPid} has PID ${pid} in its namespace`,
+  );
 }
 
 const encoder = new TextEncoder();

@@ -65,7 +65,7 @@ export class Owner {
 
   /** Starts an owner and waits until its isolation is live. */
   static async start(
-    mode: "context" | "session",
+    mode: "context" | "session" | "spawned-session",
     options: { pidNamespace?: boolean } = {},
   ): Promise<Owner> {
     const deno = [Deno.execPath(), "run", "-A", script, mode];
