@@ -19,6 +19,8 @@ import {
   video,
 } from "../data/runtime_data/mod.ts";
 import { CliError } from "./_errors.ts";
+import { WIRE_DTYPE_ITEMSIZE } from "../protocol/contracts.ts";
+import { DTYPE_CTORS } from "../data/runtime_data/_codes.ts";
 
 /** A decoded WAV file: interleaved float samples. */
 export interface WavAudio {
@@ -195,20 +197,6 @@ const NPY_DTYPES: Record<string, TensorDtype> = {
 const NPY_DESCR = Object.fromEntries(
   Object.entries(NPY_DTYPES).map(([k, v]) => [v, k]),
 ) as Record<TensorDtype, string>;
-const ELEMENT_BYTES: Record<TensorDtype, number> = {
-  float32: 4,
-  float64: 8,
-  int8: 1,
-  int16: 2,
-  int32: 4,
-  int64: 8,
-  uint8: 1,
-  uint16: 2,
-  uint32: 4,
-  uint64: 8,
-  float16: 2,
-  bool: 1,
-};
 
 /**
  * Decodes a `.npy` file (format 1.0 to 3.0, little-endian, C order).
@@ -251,24 +239,11 @@ export function decodeNpy(bytes: Uint8Array, path: string): RuntimeData {
   if (fortran) bad("it is in Fortran order");
   const count = shape.reduce((a, b) => a * b, 1);
   const dataStart = start + headerLength;
-  const width = ELEMENT_BYTES[dtype];
+  const width = WIRE_DTYPE_ITEMSIZE[dtype];
   if (bytes.length - dataStart < count * width) bad("it is truncated");
   // Copy into an aligned buffer of its own.
   const raw = bytes.slice(dataStart, dataStart + count * width);
-  const ctor = {
-    float32: Float32Array,
-    float64: Float64Array,
-    int8: Int8Array,
-    int16: Int16Array,
-    int32: Int32Array,
-    int64: BigInt64Array,
-    uint8: Uint8Array,
-    uint16: Uint16Array,
-    uint32: Uint32Array,
-    uint64: BigUint64Array,
-    float16: Uint16Array,
-    bool: Uint8Array,
-  }[dtype];
+  const ctor = DTYPE_CTORS[dtype];
   const data = new ctor(raw.buffer, 0, count) as TensorArray;
   return tensor(data, { dtype, shape });
 }

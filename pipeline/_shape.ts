@@ -8,6 +8,12 @@
  */
 
 import { PipelineValidationError } from "../errors.ts";
+import {
+  PIPELINE_NAME_PATTERN,
+  PIPELINE_NAME_RULE,
+  PIPELINE_TOP_KEYS,
+  PIPELINE_VERSION,
+} from "../protocol/contracts.ts";
 import type {
   ConfigValue,
   ConnectionDefinition,
@@ -19,19 +25,9 @@ import type {
   PortRef,
 } from "./schema.ts";
 
-const NAME_RE = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
-const NAME_RULE =
-  'use letters, digits, "_" and "-", starting with a letter or "_", at most 64 characters';
-const TOP_KEYS = [
-  "version",
-  "name",
-  "nodes",
-  "connections",
-  "inputs",
-  "outputs",
-  "modules",
-  "module_paths",
-];
+const NAME_RE = new RegExp(`^(?:${PIPELINE_NAME_PATTERN})$`);
+const NAME_RULE = PIPELINE_NAME_RULE;
+const TOP_KEYS = PIPELINE_TOP_KEYS;
 
 function fail(code: "invalid_schema" | "invalid_name", msg: string): never {
   throw new PipelineValidationError(code, msg);
@@ -280,10 +276,10 @@ function checkOutputs(v: unknown): OutputDefinition[] {
  */
 export function checkDefinition(raw: unknown): PipelineDefinition {
   const o = checkObject(raw, "$", TOP_KEYS, ["version"]);
-  if (o.version !== 1) {
+  if (o.version !== PIPELINE_VERSION) {
     fail(
       "invalid_schema",
-      `$.version: must be 1, got ${
+      `$.version: must be ${PIPELINE_VERSION}, got ${
         typeof o.version === "number" ? o.version : describe(o.version)
       }`,
     );

@@ -166,6 +166,26 @@ export const RUNNER_EXIT_BOUND_SECS = 1.8;
 /** Runner protocol: `status_interval_secs`. */
 export const RUNNER_STATUS_INTERVAL_SECS = 0.05;
 
+/** Pipeline file: `version`. */
+export const PIPELINE_VERSION = 1;
+/** Pipeline file: `name_pattern`. */
+export const PIPELINE_NAME_PATTERN = "[A-Za-z_][A-Za-z0-9_-]{0,63}";
+/** Pipeline file: `name_rule`. */
+export const PIPELINE_NAME_RULE =
+  'use letters, digits, "_" and "-", starting with a letter or "_", at most 64 characters';
+
+/** Pipeline file: the top-level keys it may have. */
+export const PIPELINE_TOP_KEYS: readonly string[] = Object.freeze([
+  "version",
+  "name",
+  "nodes",
+  "connections",
+  "inputs",
+  "outputs",
+  "modules",
+  "module_paths",
+]);
+
 /** The spec file the executor writes for one runner. */
 export interface RunnerSpec {
   /** The spec format version. */

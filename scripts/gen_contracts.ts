@@ -26,6 +26,7 @@ interface Contracts {
   };
   channel: Table & { events: Record<string, number> };
   isolation: Record<string, string>;
+  pipeline: Table & { top_keys: string[] };
   runner: Table & {
     spec: Record<string, { type: string; default?: Scalar; doc?: string }>;
     to_executor: Record<string, Record<string, string>>;
@@ -213,6 +214,14 @@ function emitTs(c: Contracts): string {
   record("CHANNEL_EVENTS", c.channel.events, "Channel event ids");
   group("ISOLATION", c.isolation, "Isolation");
   group("RUNNER", c.runner, "Runner protocol");
+  group("PIPELINE", c.pipeline, "Pipeline file");
+  lines.push(
+    "/** Pipeline file: the top-level keys it may have. */",
+    `export const PIPELINE_TOP_KEYS: readonly string[] = Object.freeze(${
+      JSON.stringify(c.pipeline.top_keys)
+    });`,
+    "",
+  );
   lines.push("/** The spec file the executor writes for one runner. */");
   lines.push("export interface RunnerSpec {");
   for (const [f, { type, default: d, doc }] of Object.entries(c.runner.spec)) {
@@ -278,6 +287,12 @@ function emitPy(c: Contracts): string {
   record("CHANNEL_EVENTS", c.channel.events);
   group("ISOLATION", c.isolation);
   group("RUNNER", c.runner);
+  group("PIPELINE", c.pipeline);
+  out.push(
+    `PIPELINE_TOP_KEYS: tuple[str, ...] = (${
+      c.pipeline.top_keys.map((k) => JSON.stringify(k)).join(", ")
+    })`,
+  );
   out.push(
     "RUNNER_SPEC_DEFAULTS: dict[str, Any] = {",
     ...Object.entries(c.runner.spec).filter(([, f]) => f.default !== undefined)
@@ -385,7 +400,12 @@ export async function generate(): Promise<Map<string, string>> {
       "python/remotemedia_multiprocess/_contracts.py",
       await format(
         `${root}.venv/bin/ruff`,
-        ["format", "--stdin-filename", "_contracts.py", "-"],
+        [
+          "format",
+          "--stdin-filename",
+          `${root}python/remotemedia_multiprocess/_contracts.py`,
+          "-",
+        ],
         emitPy(c),
       ),
     ],

@@ -116,6 +116,21 @@ ISOLATION_BELLS_DIR = "bells"
 RUNNER_SPEC_VERSION = 1
 RUNNER_EXIT_BOUND_SECS = 1.8
 RUNNER_STATUS_INTERVAL_SECS = 0.05
+PIPELINE_VERSION = 1
+PIPELINE_NAME_PATTERN = "[A-Za-z_][A-Za-z0-9_-]{0,63}"
+PIPELINE_NAME_RULE = (
+    'use letters, digits, "_" and "-", starting with a letter or "_", at most 64 characters'
+)
+PIPELINE_TOP_KEYS: tuple[str, ...] = (
+    "version",
+    "name",
+    "nodes",
+    "connections",
+    "inputs",
+    "outputs",
+    "modules",
+    "module_paths",
+)
 RUNNER_SPEC_DEFAULTS: dict[str, Any] = {
     "channel_capacity": 8,
     "max_subscribers": 8,

@@ -34,6 +34,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypedDict
 
+from ._contracts import (
+    PIPELINE_NAME_PATTERN,
+    PIPELINE_NAME_RULE,
+    PIPELINE_TOP_KEYS,
+    PIPELINE_VERSION,
+)
+
 try:
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
@@ -124,22 +131,11 @@ class InputChannel:
     readers: list[PortRef] = field(default_factory=list)
 
 
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
-_NAME_RULE = (
-    'use letters, digits, "_" and "-", starting with a letter or "_", at most 64 characters'
-)
+_NAME_RE = re.compile(PIPELINE_NAME_PATTERN)
+_NAME_RULE = PIPELINE_NAME_RULE
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
-_TOP_KEYS = (
-    "version",
-    "name",
-    "nodes",
-    "connections",
-    "inputs",
-    "outputs",
-    "modules",
-    "module_paths",
-)
+_TOP_KEYS = PIPELINE_TOP_KEYS
 
 
 def _fail(code: PipelineErrorCode, message: str) -> PipelineValidationError:
@@ -271,14 +267,18 @@ def _check_definition(raw: object) -> dict[str, Any]:
     """Checks the schema shape and returns a normalized deep copy."""
     o = _check_object(raw, "$", _TOP_KEYS, ("version",))
     version = o["version"]
-    if isinstance(version, bool) or not isinstance(version, (int, float)) or version != 1:
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, (int, float))
+        or version != PIPELINE_VERSION
+    ):
         got = (
             str(version)
             if isinstance(version, (int, float)) and not isinstance(version, bool)
             else _describe(version)
         )
-        raise _fail("invalid_schema", f"$.version: must be 1, got {got}")
-    d: dict[str, Any] = {"version": 1}
+        raise _fail("invalid_schema", f"$.version: must be {PIPELINE_VERSION}, got {got}")
+    d: dict[str, Any] = {"version": PIPELINE_VERSION}
     if "name" in o:
         if not isinstance(o["name"], str):
             raise _fail(
@@ -777,7 +777,7 @@ class Pipeline:
 
     def to_dict(self) -> dict[str, Any]:
         """The serialized definition (a deep copy), schema version 1."""
-        d: dict[str, Any] = {"version": 1}
+        d: dict[str, Any] = {"version": PIPELINE_VERSION}
         if self._name is not None:
             d["name"] = self._name
         d["nodes"] = copy.deepcopy(self._nodes)
