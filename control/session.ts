@@ -432,7 +432,8 @@ export class Session extends EventTarget implements AsyncDisposable {
       }
       for (const [id, specPath] of specs) {
         const node = this.#nodes.get(id)!;
-        const child = forked?.get(id) ?? spawnNodeProcess({
+        const fork = forked?.get(id);
+        const child = fork ?? spawnNodeProcess({
           nodeId: id,
           executable: envPython(this.#config, this.#nodeEnv(id)).executable,
           args: ["-m", "remotemedia_multiprocess.runner", "--spec", specPath],
@@ -442,7 +443,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         });
         node.process = child;
         node.pid = child.pid;
-        if (!forked) {
+        if (!fork) {
           this.#setState(node, "initializing");
           this.#progress(node, "starting", false);
         }
