@@ -160,12 +160,47 @@ Deno.test("a live owner's files survive Deno's and Python's sweeps; after its ki
 
 Deno.test("after an owner's kill -9 Python's sweeper removes everything too", async () => {
   const owner = await startOwner("context");
+  // Any session on the machine may sweep the dead owner's files first (as it
+  // should): hold them with a shared lock until the Python sweeper has
+  // started, then hand over.
+  const guard = holdIsolation(owner.info);
+  assert(guard);
+  const sweeper = new Deno.Command(python, {
+    args: [
+      "-c",
+      "import sys\nfrom remotemedia_multiprocess._iox import sweep_stale\n" +
+      "print('ready', flush=True)\nsys.stdin.readline()\n" +
+      "print(sweep_stale(prefixes=sys.argv[1:]), flush=True)",
+      owner.info.prefix,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const lines = sweeper.stdout.pipeThrough(new TextDecoderStream())
+    .getReader();
   try {
     await owner.kill9();
     assert(leftovers(owner.info).length > 0);
-    assert(await pySweep([owner.info.prefix]) > 0);
+    let out = "";
+    while (!out.includes("ready\n")) {
+      const { value, done } = await lines.read();
+      assert(!done, "the sweeper exited before it was ready");
+      out += value;
+    }
+    guard.release();
+    const writer = sweeper.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("go\n"));
+    await writer.close();
+    while (out.split("\n").length < 3) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      out += value;
+    }
+    assert(Number(out.split("\n")[1]) > 0, out);
     assertEquals(leftovers(owner.info), []);
   } finally {
+    guard.release();
+    await sweeper.status;
     await owner.close();
   }
 });

@@ -243,8 +243,40 @@ def test_live_owner_survives_both_sweepers_and_goes_after_kill9(owners: list[Own
 @pytest.mark.skipif(DENO is None, reason="needs deno on PATH")
 def test_deno_sweeper_removes_a_python_owner_after_kill9(owners: list[Owner]) -> None:
     owner = start(owners)
-    owner.kill9()
-    assert deno_sweep([owner.prefix]) > 0
+    # Any session on the machine may sweep the dead owner's files first (as
+    # it should): hold them with a shared lock until the Deno sweeper has
+    # started, then hand over.
+    guard = hold_isolation(owner.root)
+    assert guard is not None
+    assert DENO is not None
+    sweeper = subprocess.Popen(
+        [
+            DENO,
+            "eval",
+            (
+                "import { sweepStaleIsolations } from './data/isolation.ts';"
+                "const args = Deno.args; console.log('ready');"
+                "const buf = new Uint8Array(16); await Deno.stdin.read(buf);"
+                "console.log(sweepStaleIsolations({ prefixes: args }));"
+            ),
+            owner.prefix,
+        ],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        owner.kill9()
+        assert sweeper.stdout is not None and sweeper.stdin is not None
+        assert sweeper.stdout.readline().strip() == "ready"
+        guard.release()
+        sweeper.stdin.write("go\n")
+        sweeper.stdin.close()
+        assert int(sweeper.stdout.readline()) > 0
+    finally:
+        guard.release()
+        sweeper.wait(timeout=30)
     assert leftovers(owner.prefix, owner.root) == []
 
 
