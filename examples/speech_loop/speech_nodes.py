@@ -49,7 +49,7 @@ class SileroVadNode(MultiprocessNode):
     """Voice activity detection over streamed 20 ms frames (see module doc).
 
     Config: ``model_path`` (default: the ``silero-vad`` package's ONNX file),
-    ``threshold`` (0.5), ``hangover_ms`` (300), ``speculative_ms`` (160),
+    ``threshold`` (0.5), ``hangover_ms`` (300), ``speculative_ms`` (96),
     ``preroll_ms`` (200), ``min_speech_ms`` (120), ``lag_every`` (frames
     between ``lag`` events, 25).
     """
@@ -64,7 +64,7 @@ class SileroVadNode(MultiprocessNode):
             model_path=_opt_str(c, "model_path"),
             threshold=float(c.get("threshold", 0.5)),
             hangover_ms=float(c.get("hangover_ms", 300)),
-            speculative_ms=float(c.get("speculative_ms", 160)),
+            speculative_ms=float(c.get("speculative_ms", 96)),
             preroll_ms=float(c.get("preroll_ms", 200)),
             min_speech_ms=float(c.get("min_speech_ms", 120)),
         )
