@@ -17,7 +17,10 @@
 import { parse as parseToml, TomlError } from "npm:smol-toml@1.9.1";
 import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { checkoutPython } from "./_checkout.ts";
+import { checkoutPython } from "../data/_checkout.ts";
+import { readEnv } from "../data/_env.ts";
+
+export { readEnv };
 import { ConfigError, missingPermission } from "../errors.ts";
 import { CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES } from "../protocol/contracts.ts";
 import { describe as describeValue } from "../pipeline/_shape.ts";
@@ -495,28 +498,6 @@ function defaultExecutable(): string {
   // A checkout's development venv, else python3 on PATH (whose environment
   // must have the remotemedia-multiprocess package).
   return checkoutPython() ?? "python3";
-}
-
-/**
- * The value of an environment variable, or `undefined` when it is unset or
- * the program lacks `--allow-env` for it (callers then use their default).
- *
- * @param name The variable.
- * @returns Its value, if set and readable.
- *
- * @example
- * ```ts
- * import { readEnv } from "@remotemedia/multiprocess/config";
- * console.log(readEnv("RMP_SURELY_UNSET_VARIABLE") ?? "default"); // "default"
- * ```
- */
-export function readEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotCapable) return undefined;
-    throw e;
-  }
 }
 
 /**

@@ -36,7 +36,7 @@ import {
 import { removeIsolation } from "../data/isolation.ts";
 import { nativeLibrary } from "../data/native.ts";
 import { PYTHON_PACKAGE } from "../data/_library_path.ts";
-import { checkoutPythonDir } from "./_checkout.ts";
+import { checkoutPythonDir } from "../data/_checkout.ts";
 import type { NodeTypeInfo, Pipeline } from "../pipeline/mod.ts";
 import { Session, type SessionOptions } from "./session.ts";
 import { Prewarm, type PrewarmOptions } from "./prewarm.ts";

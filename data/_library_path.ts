@@ -9,8 +9,8 @@
  */
 
 import { missingPermission, NativeLibraryError } from "../errors.ts";
-import { readEnv } from "../control/config.ts";
-import { checkoutLibrary, checkoutPython } from "../control/_checkout.ts";
+import { readEnv } from "./_env.ts";
+import { checkoutLibrary, checkoutPython } from "./_checkout.ts";
 
 /** The environment variable that overrides where the library is loaded from. */
 export const LIBRARY_ENV = "RMP_ICEORYX2_LIB";

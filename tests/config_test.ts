@@ -69,10 +69,12 @@ Deno.test("without a module .venv the default executable is python3", async () =
     await Deno.mkdir(`${dir}/control`);
     await Deno.mkdir(`${dir}/protocol`);
     await Deno.mkdir(`${dir}/pipeline`);
+    await Deno.mkdir(`${dir}/data`);
     for (
       const f of [
         "control/config.ts",
-        "control/_checkout.ts",
+        "data/_checkout.ts",
+        "data/_env.ts",
         "errors.ts",
         "protocol/contracts.ts",
         "pipeline/_shape.ts",
