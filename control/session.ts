@@ -376,7 +376,6 @@ export class Session extends EventTarget implements AsyncDisposable {
       } catch { /* inspection is optional: the session runs without it */ }
       this.#openChannels();
       const specs = this.#writeSpecs();
-      this.#startedAt = performance.now();
       const env = {
         ...this.#config.python.env,
         ...isolationEnv(this.#context.isolation),
@@ -385,25 +384,24 @@ export class Session extends EventTarget implements AsyncDisposable {
           .filter(Boolean).join(":"),
       };
       const server = await this.#forkServer?.();
+      this.#startedAt = performance.now();
+      // Every node is initializing before any runner exists: a forked
+      // runner's hello and ready may arrive before the fork answers are read.
+      for (const [id] of specs) {
+        const node = this.#nodes.get(id)!;
+        this.#setState(node, "initializing");
+        this.#progress(node, "starting", false);
+      }
       let forked: Map<string, NodeProcess> | undefined;
       if (server) {
         const logs = this.#logs = LogSink.listen(`${root}logs.sock`);
         const fullEnv = { ...environment(), ...env };
-        this.#startedAt = performance.now();
         // The server is the default interpreter: a node of another Python
         // environment is spawned with its own interpreter below.
         const entries = [...specs].filter(([id]) =>
           envPython(this.#config, this.#nodeEnv(id)).executable ===
             this.#config.python.executable
         );
-        // Before awaiting the forks: a forked runner's hello and ready may
-        // arrive before the fork answers are read, and must find the node
-        // initializing.
-        for (const [id] of entries) {
-          const node = this.#nodes.get(id)!;
-          this.#setState(node, "initializing");
-          this.#progress(node, "starting", false);
-        }
         const handles = await Promise.allSettled(
           entries.map(([, specPath]) =>
             server.spawn({ args: ["--spec", specPath], env: fullEnv, logs })
@@ -432,8 +430,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       }
       for (const [id, specPath] of specs) {
         const node = this.#nodes.get(id)!;
-        const fork = forked?.get(id);
-        const child = fork ?? spawnNodeProcess({
+        const child = forked?.get(id) ?? spawnNodeProcess({
           nodeId: id,
           executable: envPython(this.#config, this.#nodeEnv(id)).executable,
           args: ["-m", "remotemedia_multiprocess.runner", "--spec", specPath],
@@ -443,10 +440,6 @@ export class Session extends EventTarget implements AsyncDisposable {
         });
         node.process = child;
         node.pid = child.pid;
-        if (!fork) {
-          this.#setState(node, "initializing");
-          this.#progress(node, "starting", false);
-        }
         child.exited.then((exit) => this.#onExit(node, exit));
       }
     } catch (e) {
