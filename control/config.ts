@@ -18,9 +18,7 @@ import { parse as parseToml, TomlError } from "npm:smol-toml@1.9.1";
 import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { checkoutPython } from "../data/_checkout.ts";
-import { readEnv } from "../data/_env.ts";
-
-export { readEnv };
+import { readEnv as readEnvOrUndefined } from "../data/_env.ts";
 import { ConfigError, missingPermission } from "../errors.ts";
 import { CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES } from "../protocol/contracts.ts";
 import { describe as describeValue } from "../pipeline/_shape.ts";
@@ -709,4 +707,21 @@ export async function loadConfig(
     );
   }
   return resolveConfig(values, overrides, { file });
+}
+
+/**
+ * The value of an environment variable, or `undefined` when it is unset or
+ * the program lacks `--allow-env` for it (callers then use their default).
+ *
+ * @param name The variable.
+ * @returns Its value, if set and readable.
+ *
+ * @example
+ * ```ts
+ * import { readEnv } from "@remotemedia/multiprocess/config";
+ * console.log(readEnv("RMP_SURELY_UNSET_VARIABLE") ?? "default"); // "default"
+ * ```
+ */
+export function readEnv(name: string): string | undefined {
+  return readEnvOrUndefined(name);
 }

@@ -1,6 +1,6 @@
 /**
  * Reading the environment when `--allow-env` may be missing, shared by the
- * data and control planes (`./config` re-exports it).
+ * data and control planes (`./config` exports it as `readEnv`).
  *
  * @module
  */
@@ -11,12 +11,6 @@
  *
  * @param name The variable.
  * @returns Its value, if set and readable.
- *
- * @example
- * ```ts
- * import { readEnv } from "@remotemedia/multiprocess/config";
- * console.log(readEnv("RMP_SURELY_UNSET_VARIABLE") ?? "default"); // "default"
- * ```
  */
 export function readEnv(name: string): string | undefined {
   try {
