@@ -52,6 +52,11 @@ function parsePytest(out: string): [number, number] | null {
   return [n("passed"), n("failed") + n("errors?")];
 }
 
+function parseClosingLine(out: string): [number, number] | null {
+  const m = [...out.matchAll(/^(\d+) passed, (\d+) failed$/gm)].at(-1);
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
 function parseCargo(out: string): [number, number] | null {
   const results = [
     ...out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g),
@@ -92,9 +97,14 @@ const rust = filter.length ? [0, 0, 0] : await runSuite(
   ["test", "--release", "--manifest-path", "ffi/Cargo.toml"],
   parseCargo,
 );
-const passed = deno[0] + py[0] + rust[0];
-const failed = deno[1] + py[1] + rust[1];
-console.log(`${passed} passed, ${failed} failed`);
-Deno.exit(
-  failed === 0 && deno[2] === 0 && py[2] === 0 && rust[2] === 0 ? 0 : 1,
+// The CI-sized reliability suite (reliability/main.ts): one count per run.
+const reliability = filter.length ? [0, 0, 0] : await runSuite(
+  Deno.execPath(),
+  ["run", "-A", "reliability/main.ts"],
+  parseClosingLine,
 );
+const suites = [deno, py, rust, reliability];
+const passed = suites.reduce((n, s) => n + s[0], 0);
+const failed = suites.reduce((n, s) => n + s[1], 0);
+console.log(`${passed} passed, ${failed} failed`);
+Deno.exit(failed === 0 && suites.every((s) => s[2] === 0) ? 0 : 1);
