@@ -23,6 +23,7 @@ import type {
   OutputDefinition,
   PipelineDefinition,
   PortRef,
+  RestartPolicy,
 } from "./schema.ts";
 
 const NAME_RE = new RegExp(`^(?:${PIPELINE_NAME_PATTERN})$`);
@@ -210,13 +211,124 @@ export function checkNonEmptyString(v: unknown, path: string): string {
   return v;
 }
 
+/** The restart policies a node may have. */
+const RESTART_POLICIES = ["never", "on-failure", "always"] as const;
+
+function checkNumber(
+  v: unknown,
+  path: string,
+  rule: { min: number; exclusive?: boolean; integer?: boolean },
+): number {
+  const ok = typeof v === "number" && Number.isFinite(v) &&
+    (rule.exclusive ? v > rule.min : v >= rule.min) &&
+    (!rule.integer || Number.isInteger(v));
+  if (!ok) {
+    const what = rule.integer ? "an integer" : "a number";
+    const bound = rule.exclusive ? `> ${rule.min}` : `>= ${rule.min}`;
+    fail(
+      "invalid_schema",
+      `${path}: must be ${what} ${bound}, got ${
+        typeof v === "number" ? v : describe(v)
+      }`,
+    );
+  }
+  return v as number;
+}
+
+/** The supervision keys of a node, as written in a pipeline file. */
+export type NodeSupervision = Pick<
+  NodeDefinition,
+  "restart" | "process_timeout_secs" | "ping_timeout_secs"
+>;
+
+/**
+ * Checks a node's `restart`, `process_timeout_secs` and `ping_timeout_secs`.
+ *
+ * @param no The node object (other keys are ignored).
+ * @param p The node's JSON path (`""` for builder arguments).
+ * @returns The keys that are present, checked.
+ */
+export function checkSupervision(
+  no: Record<string, unknown>,
+  p: string,
+): NodeSupervision {
+  const key = (k: string) => p ? at(p, k) : k;
+  const out: NodeSupervision = {};
+  if (no.restart !== undefined) {
+    const path = key("restart");
+    const r = checkObject(no.restart, path, [
+      "policy",
+      "max_restarts",
+      "window_secs",
+      "backoff_ms",
+    ], ["policy"]);
+    if (!RESTART_POLICIES.includes(r.policy as RestartPolicy["policy"])) {
+      fail(
+        "invalid_schema",
+        `${at(path, "policy")}: must be one of ${
+          RESTART_POLICIES.map((x) => `"${x}"`).join(", ")
+        }, got ${
+          typeof r.policy === "string"
+            ? JSON.stringify(r.policy)
+            : describe(r.policy)
+        }`,
+      );
+    }
+    const policy: RestartPolicy = {
+      policy: r.policy as RestartPolicy["policy"],
+    };
+    if (r.max_restarts !== undefined) {
+      policy.max_restarts = checkNumber(
+        r.max_restarts,
+        at(path, "max_restarts"),
+        { min: 0, integer: true },
+      );
+    }
+    if (r.window_secs !== undefined) {
+      policy.window_secs = checkNumber(r.window_secs, at(path, "window_secs"), {
+        min: 0,
+        exclusive: true,
+      });
+    }
+    if (r.backoff_ms !== undefined) {
+      policy.backoff_ms = checkNumber(r.backoff_ms, at(path, "backoff_ms"), {
+        min: 0,
+      });
+    }
+    out.restart = policy;
+  }
+  if (no.process_timeout_secs !== undefined) {
+    out.process_timeout_secs = checkNumber(
+      no.process_timeout_secs,
+      key("process_timeout_secs"),
+      { min: 0, exclusive: true },
+    );
+  }
+  if (no.ping_timeout_secs !== undefined) {
+    out.ping_timeout_secs = checkNumber(
+      no.ping_timeout_secs,
+      key("ping_timeout_secs"),
+      { min: 0 },
+    );
+  }
+  return out;
+}
+
+/** The keys of a node in a pipeline file. */
+const NODE_KEYS = [
+  "id",
+  "type",
+  "config",
+  "env",
+  "restart",
+  "process_timeout_secs",
+  "ping_timeout_secs",
+];
+
 function checkNodes(v: unknown): NodeDefinition[] {
   return checkArray(v, "$.nodes").map((n, i) => {
     const p = at("$.nodes", i);
-    const no = checkObject(n, p, ["id", "type", "config", "env"], [
-      "id",
-      "type",
-    ]);
+    const no = checkObject(n, p, NODE_KEYS, ["id", "type"]);
     return {
       id: checkName("node id", no.id, at(p, "id")),
       type: checkNonEmptyString(no.type, at(p, "type")),
@@ -226,6 +338,7 @@ function checkNodes(v: unknown): NodeDefinition[] {
       ...(no.env === undefined
         ? {}
         : { env: checkName("environment name", no.env, at(p, "env")) }),
+      ...checkSupervision(no, p),
     };
   });
 }

@@ -65,6 +65,12 @@ export function definitionToToml(def: PipelineDefinition): string {
     lines.push("", "[[nodes]]", `id = ${tomlString(n.id)}`);
     lines.push(`type = ${tomlString(n.type)}`);
     if (n.env !== undefined) lines.push(`env = ${tomlString(n.env)}`);
+    if (n.restart !== undefined) {
+      lines.push(`restart = ${tomlValue({ ...n.restart })}`);
+    }
+    for (const k of ["process_timeout_secs", "ping_timeout_secs"] as const) {
+      if (n[k] !== undefined) lines.push(`${k} = ${tomlValue(n[k])}`);
+    }
     const entries = Object.entries(n.config);
     if (entries.length > 0) {
       lines.push("", "[nodes.config]");

@@ -8,7 +8,12 @@
  * @module
  */
 
-import { checkConfig, checkName, checkNonEmptyString } from "./_shape.ts";
+import {
+  checkConfig,
+  checkName,
+  checkNonEmptyString,
+  checkSupervision,
+} from "./_shape.ts";
 import { definitionToToml } from "./_toml_writer.ts";
 import {
   channels,
@@ -125,6 +130,16 @@ export class Pipeline {
       ...(options.env === undefined
         ? {}
         : { env: checkName("environment name", options.env, "env") }),
+      ...checkSupervision({
+        restart: options.restart && {
+          policy: options.restart.policy,
+          max_restarts: options.restart.maxRestarts,
+          window_secs: options.restart.windowSecs,
+          backoff_ms: options.restart.backoffMs,
+        },
+        process_timeout_secs: options.processTimeoutSecs,
+        ping_timeout_secs: options.pingTimeoutSecs,
+      }, ""),
     });
     return this;
   }
@@ -343,6 +358,15 @@ export class Pipeline {
         type: n.type,
         config: structuredClone(n.config),
         ...(n.env === undefined ? {} : { env: n.env }),
+        ...(n.restart === undefined
+          ? {}
+          : { restart: { ...n.restart } }),
+        ...(n.process_timeout_secs === undefined
+          ? {}
+          : { process_timeout_secs: n.process_timeout_secs }),
+        ...(n.ping_timeout_secs === undefined
+          ? {}
+          : { ping_timeout_secs: n.ping_timeout_secs }),
       })),
       connections: this.#connections.map((c) => ({
         from: { ...c.from },

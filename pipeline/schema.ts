@@ -39,6 +39,38 @@ export interface NodeDefinition {
    * the default interpreter (`[multiprocess.python]`).
    */
   env?: string;
+  /** What happens when the node's process ends unexpectedly. Absent: `never`. */
+  restart?: RestartPolicy;
+  /**
+   * A `process()` call running longer is reported (`unhealthy` event) and
+   * handled by the restart policy. Absent: no bound.
+   */
+  process_timeout_secs?: number;
+  /**
+   * A ready node that answers no control ping for this long is reported and
+   * handled by the restart policy; 0 turns pings off. Absent: the runtime
+   * config's `ping_timeout_secs`.
+   */
+  ping_timeout_secs?: number;
+}
+
+/** The restart policy of a node (docs/pipeline-schema.md, "Supervision"). */
+export interface RestartPolicy {
+  /**
+   * `never`: the session fails; `on-failure`: the node is restarted when its
+   * process ends without being asked to (a crash, a kill, a health check);
+   * `always`: also when it exits cleanly on its own.
+   */
+  policy: "never" | "on-failure" | "always";
+  /** Most restarts within `window_secs`; one more fails the session. @default {3} */
+  max_restarts?: number;
+  /** The window of `max_restarts`, seconds. @default {60} */
+  window_secs?: number;
+  /**
+   * Wait before the first restart, milliseconds; doubled for each further
+   * restart within the window, at most 10 s. @default {100}
+   */
+  backoff_ms?: number;
 }
 
 /** Options of {@linkcode Pipeline.prototype.addNode}. */
@@ -50,6 +82,30 @@ export interface AddNodeOptions {
    * @default {undefined} the default interpreter
    */
   env?: string;
+  /**
+   * The restart policy (`restart` in the pipeline file).
+   *
+   * @default {undefined} `never`: the session fails when the node's process ends
+   */
+  restart?: {
+    policy: RestartPolicy["policy"];
+    maxRestarts?: number;
+    windowSecs?: number;
+    backoffMs?: number;
+  };
+  /**
+   * Bound on one `process()` call, seconds (`process_timeout_secs`).
+   *
+   * @default {undefined} no bound
+   */
+  processTimeoutSecs?: number;
+  /**
+   * Bound on a control ping's answer, seconds; 0 turns pings off
+   * (`ping_timeout_secs`).
+   *
+   * @default {undefined} the runtime config's `ping_timeout_secs`
+   */
+  pingTimeoutSecs?: number;
 }
 
 /** A connection from a node's output port to a node's input port. */

@@ -209,6 +209,64 @@ def _check_object(
 
 _MISSING = object()
 
+_RESTART_POLICIES = ("never", "on-failure", "always")
+_NODE_KEYS = (
+    "id",
+    "type",
+    "config",
+    "env",
+    "restart",
+    "process_timeout_secs",
+    "ping_timeout_secs",
+)
+
+
+def _check_number(v: object, path: str, minimum: float, exclusive: bool = False, integer: bool = False) -> float:
+    ok = (
+        isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and (v > minimum if exclusive else v >= minimum)
+        and (not integer or float(v).is_integer())
+    )
+    if not ok:
+        what = "an integer" if integer else "a number"
+        bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
+        got = v if isinstance(v, (int, float)) and not isinstance(v, bool) else _describe(v)
+        raise _fail("invalid_schema", f"{path}: must be {what} {bound}, got {got}")
+    return v  # type: ignore[return-value]
+
+
+def _check_supervision(no: Mapping[str, Any], p: str) -> dict[str, Any]:
+    """The node's ``restart``, ``process_timeout_secs`` and ``ping_timeout_secs``, checked."""
+
+    def key(k: str) -> str:
+        return _at(p, k) if p else k
+
+    out: dict[str, Any] = {}
+    if no.get("restart") is not None:
+        path = key("restart")
+        r = _check_object(no["restart"], path, ("policy", "max_restarts", "window_secs", "backoff_ms"), ("policy",))
+        if r["policy"] not in _RESTART_POLICIES:
+            got = _dumps(r["policy"]) if isinstance(r["policy"], str) else _describe(r["policy"])
+            choices = ", ".join(f'"{x}"' for x in _RESTART_POLICIES)
+            raise _fail("invalid_schema", f"{_at(path, 'policy')}: must be one of {choices}, got {got}")
+        policy: dict[str, Any] = {"policy": r["policy"]}
+        if r.get("max_restarts") is not None:
+            policy["max_restarts"] = _check_number(r["max_restarts"], _at(path, "max_restarts"), 0, integer=True)
+        if r.get("window_secs") is not None:
+            policy["window_secs"] = _check_number(r["window_secs"], _at(path, "window_secs"), 0, exclusive=True)
+        if r.get("backoff_ms") is not None:
+            policy["backoff_ms"] = _check_number(r["backoff_ms"], _at(path, "backoff_ms"), 0)
+        out["restart"] = policy
+    if no.get("process_timeout_secs") is not None:
+        out["process_timeout_secs"] = _check_number(
+            no["process_timeout_secs"], key("process_timeout_secs"), 0, exclusive=True
+        )
+    if no.get("ping_timeout_secs") is not None:
+        out["ping_timeout_secs"] = _check_number(no["ping_timeout_secs"], key("ping_timeout_secs"), 0)
+    return out
+
 
 def _check_array(v: object, path: str) -> list[Any]:
     if v is _MISSING:
@@ -298,7 +356,7 @@ def _check_definition(raw: object) -> dict[str, Any]:
     d["nodes"] = []
     for i, n in enumerate(_check_array(o.get("nodes", _MISSING), "$.nodes")):
         p = _at("$.nodes", i)
-        no = _check_object(n, p, ("id", "type", "config", "env"), ("id", "type"))
+        no = _check_object(n, p, _NODE_KEYS, ("id", "type"))
         node: dict[str, Any] = {
             "id": _check_name("node id", no["id"], _at(p, "id")),
             "type": _check_non_empty_string(no["type"], _at(p, "type")),
@@ -306,6 +364,7 @@ def _check_definition(raw: object) -> dict[str, Any]:
         }
         if "env" in no:
             node["env"] = _check_name("environment name", no["env"], _at(p, "env"))
+        node.update(_check_supervision(no, p))
         d["nodes"].append(node)
     d["connections"] = []
     for i, c in enumerate(_check_array(o.get("connections", _MISSING), "$.connections")):
@@ -404,6 +463,11 @@ def _definition_to_toml(d: Mapping[str, Any]) -> str:
         ]
         if "env" in n:
             lines.append(f"env = {_toml_string(n['env'])}")
+        if "restart" in n:
+            lines.append(f"restart = {_toml_value(n['restart'])}")
+        for k in ("process_timeout_secs", "ping_timeout_secs"):
+            if k in n:
+                lines.append(f"{k} = {_toml_value(n[k])}")
         if n["config"]:
             lines += ["", "[nodes.config]"]
             lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in n["config"].items()]
@@ -478,11 +542,17 @@ class Pipeline:
         node_id: str,
         config: Mapping[str, ConfigValue] | None = None,
         env: str | None = None,
+        restart: Mapping[str, Any] | None = None,
+        process_timeout_secs: float | None = None,
+        ping_timeout_secs: float | None = None,
     ) -> Pipeline:
         """Adds a node of a registered type with a unique id and a config (deep-copied).
 
         ``env`` names the Python environment the node runs in
         (``[multiprocess.python.envs.<name>]`` of runtime.toml); None is the default one.
+        ``restart`` is the restart policy as in a pipeline file (``{"policy": "on-failure",
+        "max_restarts": 3, "window_secs": 60, "backoff_ms": 100}``); the timeouts are the
+        node's health bounds (docs/pipeline-schema.md, "Supervision").
         """
         node: dict[str, Any] = {
             "id": _check_name("node id", node_id, ""),
@@ -491,6 +561,16 @@ class Pipeline:
         }
         if env is not None:
             node["env"] = _check_name("environment name", env, "env")
+        node.update(
+            _check_supervision(
+                {
+                    "restart": dict(restart) if restart is not None else None,
+                    "process_timeout_secs": process_timeout_secs,
+                    "ping_timeout_secs": ping_timeout_secs,
+                },
+                "",
+            )
+        )
         self._nodes.append(node)
         return self
 
