@@ -30,6 +30,7 @@ export const WIRE_OFFSETS: Readonly<Record<string, number>> = Object.freeze({
   type: 6,
   flags: 7,
   header_len: 8,
+  delivery: 12,
   payload_len: 16,
   sequence: 24,
   session_id: 32,
@@ -165,6 +166,8 @@ export const RUNNER_SPEC_VERSION = 1;
 export const RUNNER_EXIT_BOUND_SECS = 1.8;
 /** Runner protocol: `status_interval_secs`. */
 export const RUNNER_STATUS_INTERVAL_SECS = 0.05;
+/** Runner protocol: `state_file_prefix`. */
+export const RUNNER_STATE_FILE_PREFIX = "state-";
 
 /** Pipeline file: `version`. */
 export const PIPELINE_VERSION = 1;
@@ -232,6 +235,11 @@ export interface RunnerSpec {
    * @default {5}
    */
   publish_timeout_secs?: number;
+  /**
+   * 0 for the first start; n for the node's nth restart.
+   * @default {0}
+   */
+  restart_attempt?: number;
 }
 
 /** A message from a runner to the executor. */
@@ -250,9 +258,12 @@ export type RunnerMessage =
     bytes_in: number;
     bytes_out: number;
   }
+  | { type: "pong"; id: number }
+  | { type: "lost"; channel: string; count: number }
   | { type: "bye" };
 
 /** A message from the executor to a runner. */
 export type ExecutorMessage =
   | { type: "stats"; id: number }
+  | { type: "ping"; id: number }
   | { type: "shutdown" };

@@ -88,4 +88,9 @@ export interface PortStats {
   bytes: number;
   /** Loans (publisher) or samples (subscriber) held right now. */
   held: number;
+  /**
+   * Messages a subscriber missed: gaps in its publisher's delivery counter
+   * (header offset 12). Always 0 for a publisher.
+   */
+  lost: number;
 }

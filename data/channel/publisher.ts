@@ -53,6 +53,8 @@ export class Publisher implements Disposable {
   /** The message {@linkcode Publisher.allocate} made in the open loan. */
   #allocated: { data: RuntimeData; bytes: Uint8Array } | null = null;
   #sequence = 0n;
+  /** The last delivery counter stamped (header offset 12; wraps, skipping 0). */
+  #delivery = 0;
   #messages = 0;
   #bytes = 0;
   #closed = false;
@@ -83,6 +85,7 @@ export class Publisher implements Disposable {
       messages: this.#messages,
       bytes: this.#bytes,
       held: this.#loan ? 1 : 0,
+      lost: 0,
     };
   }
 
@@ -373,6 +376,9 @@ export class Publisher implements Disposable {
 
   #stamp(data: RuntimeData, bytes: Uint8Array): void {
     const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
+    // The port's own counter, always: readers count gaps in it as losses.
+    this.#delivery = (this.#delivery % 0xffffffff) + 1;
+    view.setUint32(WIRE_OFFSETS.delivery, this.#delivery, true);
     // Stamp what the producer left unset: sequence and send time.
     if (data.sequence === undefined || data.sequence === 0n) {
       view.setBigUint64(WIRE_OFFSETS.sequence, ++this.#sequence, true);

@@ -6,7 +6,8 @@
  */
 import { ChannelError } from "../../errors.ts";
 import { checkCode, RMP_WOULD_BLOCK } from "../native.ts";
-import type { Pointer } from "./_shared.ts";
+import { HEADER_BYTES, type Pointer } from "./_shared.ts";
+import { WIRE_MAGIC, WIRE_OFFSETS } from "../../protocol/contracts.ts";
 import type { Channel } from "./channel.ts";
 import type { ChannelContext } from "./context.ts";
 import type { PortStats, ReceiveOptions } from "./options.ts";
@@ -62,6 +63,9 @@ export class Subscriber implements Disposable, AsyncIterable<Sample> {
   readonly #closeController = new AbortController();
   #messages = 0;
   #bytes = 0;
+  /** The last delivery counter seen (0: none yet), and what its gaps lost. */
+  #delivery = 0;
+  #lost = 0;
   #closed = false;
 
   /** @internal */
@@ -87,6 +91,7 @@ export class Subscriber implements Disposable, AsyncIterable<Sample> {
       messages: this.#messages,
       bytes: this.#bytes,
       held: this.#held.size,
+      lost: this.#lost,
     };
   }
 
@@ -123,7 +128,16 @@ export class Subscriber implements Disposable, AsyncIterable<Sample> {
     Subscriber.#backstop.register(bytes, { subscriber: this, handle }, sample);
     this.#messages++;
     this.#bytes += length;
+    if (length >= HEADER_BYTES && readU32(bytes, 0) === WIRE_MAGIC) {
+      this.#noteDelivery(readU32(bytes, WIRE_OFFSETS.delivery));
+    }
     return sample;
+  }
+
+  #noteDelivery(got: number): void {
+    if (got === 0) return;
+    if (this.#delivery !== 0) this.#lost += deliveryGap(this.#delivery, got);
+    this.#delivery = got;
   }
 
   /**
@@ -230,4 +244,21 @@ export class Subscriber implements Disposable, AsyncIterable<Sample> {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+const DELIVERY_WRAP = 0xffffffff;
+
+/**
+ * Messages missed between delivery counters `last` and `got`: 0 when `got`
+ * follows `last`, and when it is not ahead (a publisher that started over).
+ */
+function deliveryGap(last: number, got: number): number {
+  const gap = ((got - last - 1) % DELIVERY_WRAP + DELIVERY_WRAP) %
+    DELIVERY_WRAP;
+  return gap < DELIVERY_WRAP / 2 ? gap : 0;
+}
+
+function readU32(bytes: Uint8Array, at: number): number {
+  return (bytes[at] | bytes[at + 1] << 8 | bytes[at + 2] << 16 |
+    bytes[at + 3] << 24) >>> 0;
 }

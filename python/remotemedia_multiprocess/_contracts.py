@@ -21,6 +21,7 @@ WIRE_OFFSETS: dict[str, int] = {
     "type": 6,
     "flags": 7,
     "header_len": 8,
+    "delivery": 12,
     "payload_len": 16,
     "sequence": 24,
     "session_id": 32,
@@ -116,6 +117,7 @@ ISOLATION_BELLS_DIR = "bells"
 RUNNER_SPEC_VERSION = 1
 RUNNER_EXIT_BOUND_SECS = 1.8
 RUNNER_STATUS_INTERVAL_SECS = 0.05
+RUNNER_STATE_FILE_PREFIX = "state-"
 PIPELINE_VERSION = 1
 PIPELINE_NAME_PATTERN = "[A-Za-z_][A-Za-z0-9_-]{0,63}"
 PIPELINE_NAME_RULE = (
@@ -136,6 +138,7 @@ RUNNER_SPEC_DEFAULTS: dict[str, Any] = {
     "max_subscribers": 8,
     "max_payload_bytes": 67108992,
     "publish_timeout_secs": 5,
+    "restart_attempt": 0,
 }
 """Spec fields a writer may leave out, with their values then."""
 
@@ -159,6 +162,7 @@ class RunnerSpecDict(TypedDict, total=False):
     max_subscribers: int
     max_payload_bytes: int
     publish_timeout_secs: float
+    restart_attempt: int
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,7 @@ class RunnerSpec:
     max_subscribers: int = 8
     max_payload_bytes: int = 67108992
     publish_timeout_secs: float = 5
+    restart_attempt: int = 0
     version: int = RUNNER_SPEC_VERSION
 
 
@@ -226,12 +231,28 @@ class ToExecutorStats(TypedDict):
     bytes_out: int
 
 
+class ToExecutorPong(TypedDict):
+    type: Literal["pong"]
+    id: int
+
+
+class ToExecutorLost(TypedDict):
+    type: Literal["lost"]
+    channel: str
+    count: int
+
+
 class ToExecutorBye(TypedDict):
     type: Literal["bye"]
 
 
 class ToRunnerStats(TypedDict):
     type: Literal["stats"]
+    id: int
+
+
+class ToRunnerPing(TypedDict):
+    type: Literal["ping"]
     id: int
 
 
@@ -247,8 +268,10 @@ RunnerMessage = (
     | ToExecutorProcessError
     | ToExecutorStatus
     | ToExecutorStats
+    | ToExecutorPong
+    | ToExecutorLost
     | ToExecutorBye
 )
 """A message from a runner to the executor."""
-ExecutorMessage = ToRunnerStats | ToRunnerShutdown
+ExecutorMessage = ToRunnerStats | ToRunnerPing | ToRunnerShutdown
 """A message from the executor to a runner."""

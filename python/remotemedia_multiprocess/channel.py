@@ -216,6 +216,19 @@ def _stamp_now(buffer: memoryview) -> None:
     _TIMESTAMP.pack_into(buffer, _TIMESTAMP_OFFSET, time.monotonic_ns())
 
 
+_DELIVERY = struct.Struct("<I")
+_DELIVERY_OFFSET = WIRE_OFFSETS["delivery"]
+_DELIVERY_WRAP = 0xFFFFFFFF
+
+
+def _delivery_gap(last: int, got: int) -> int:
+    """Messages missed between delivery counters ``last`` and ``got`` (0 when
+    ``got`` follows ``last``, or when it is not ahead of it: a publisher that
+    started over, which is not a loss this reader can count)."""
+    gap = (got - last - 1) % _DELIVERY_WRAP
+    return gap if gap < _DELIVERY_WRAP // 2 else 0
+
+
 def _next_pow2(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
 
@@ -446,6 +459,10 @@ class Publisher:
             raise ValueError("initial_max_slice_len must be >= 1")
         if max_payload < HEADER_LEN:
             raise ValueError(f"max_payload must be >= {HEADER_LEN}")
+        # The port's delivery counter (header offset 12), stamped on every
+        # send; readers count its gaps as losses. A restarted runner seeds it
+        # from its state file, so its readers see no false gap.
+        self.delivery = 0
         self.channel_name = channel.name
         self.capacity = channel.capacity
         self.max_payload = max_payload
@@ -701,10 +718,15 @@ class Publisher:
             return False
         ts = rd.timestamp_ns
         loan.buffer[:HEADER_LEN] = rd._header(self._sequence(rd), ts, n)
+        self._stamp_delivery(loan.buffer)
         if not ts:
             _stamp_now(loan.buffer)
         loan.send()
         return True
+
+    def _stamp_delivery(self, buffer: memoryview) -> None:
+        self.delivery = self.delivery % _DELIVERY_WRAP + 1
+        _DELIVERY.pack_into(buffer, _DELIVERY_OFFSET, self.delivery)
 
     def publish(self, rd: RuntimeData, timeout: float = 5.0) -> None:
         """Encodes ``rd`` into a loaned sample (one memmove for the payload)
@@ -736,6 +758,7 @@ class Publisher:
         except BaseException:
             loan.discard()
             raise
+        self._stamp_delivery(loan.buffer)
         if not rd.timestamp_ns:
             _stamp_now(loan.buffer)
         loan.send()
@@ -818,6 +841,11 @@ class Subscriber:
         self._released_since_answer = False
         self._answer_pending = False
         self._held = 0
+        # The last delivery counter seen (0: none yet) and the messages its
+        # gaps say this reader missed. A restarted runner seeds ``delivery``
+        # with the last one its previous process finished.
+        self.delivery = 0
+        self.lost = 0
         self._port: Any = None
         try:
             self._port = channel._pubsub.subscriber_builder().create()
@@ -915,6 +943,11 @@ class Subscriber:
         except WireFormatError:
             self._release_sample(sample)
             raise
+        got = _DELIVERY.unpack_from(arr, _DELIVERY_OFFSET)[0]
+        if got:
+            if self.delivery:
+                self.lost += _delivery_gap(self.delivery, got)
+            self.delivery = got
         if holder is not None:
             holder.keep = rd._lease  # views keep the sample until released
         return rd

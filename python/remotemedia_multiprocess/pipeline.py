@@ -221,7 +221,9 @@ _NODE_KEYS = (
 )
 
 
-def _check_number(v: object, path: str, minimum: float, exclusive: bool = False, integer: bool = False) -> float:
+def _check_number(
+    v: object, path: str, minimum: float, exclusive: bool = False, integer: bool = False
+) -> float:
     ok = (
         isinstance(v, (int, float))
         and not isinstance(v, bool)
@@ -246,16 +248,27 @@ def _check_supervision(no: Mapping[str, Any], p: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if no.get("restart") is not None:
         path = key("restart")
-        r = _check_object(no["restart"], path, ("policy", "max_restarts", "window_secs", "backoff_ms"), ("policy",))
+        r = _check_object(
+            no["restart"],
+            path,
+            ("policy", "max_restarts", "window_secs", "backoff_ms"),
+            ("policy",),
+        )
         if r["policy"] not in _RESTART_POLICIES:
             got = _dumps(r["policy"]) if isinstance(r["policy"], str) else _describe(r["policy"])
             choices = ", ".join(f'"{x}"' for x in _RESTART_POLICIES)
-            raise _fail("invalid_schema", f"{_at(path, 'policy')}: must be one of {choices}, got {got}")
+            raise _fail(
+                "invalid_schema", f"{_at(path, 'policy')}: must be one of {choices}, got {got}"
+            )
         policy: dict[str, Any] = {"policy": r["policy"]}
         if r.get("max_restarts") is not None:
-            policy["max_restarts"] = _check_number(r["max_restarts"], _at(path, "max_restarts"), 0, integer=True)
+            policy["max_restarts"] = _check_number(
+                r["max_restarts"], _at(path, "max_restarts"), 0, integer=True
+            )
         if r.get("window_secs") is not None:
-            policy["window_secs"] = _check_number(r["window_secs"], _at(path, "window_secs"), 0, exclusive=True)
+            policy["window_secs"] = _check_number(
+                r["window_secs"], _at(path, "window_secs"), 0, exclusive=True
+            )
         if r.get("backoff_ms") is not None:
             policy["backoff_ms"] = _check_number(r["backoff_ms"], _at(path, "backoff_ms"), 0)
         out["restart"] = policy
@@ -264,7 +277,9 @@ def _check_supervision(no: Mapping[str, Any], p: str) -> dict[str, Any]:
             no["process_timeout_secs"], key("process_timeout_secs"), 0, exclusive=True
         )
     if no.get("ping_timeout_secs") is not None:
-        out["ping_timeout_secs"] = _check_number(no["ping_timeout_secs"], key("ping_timeout_secs"), 0)
+        out["ping_timeout_secs"] = _check_number(
+            no["ping_timeout_secs"], key("ping_timeout_secs"), 0
+        )
     return out
 
 
