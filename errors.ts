@@ -367,11 +367,17 @@ export class ProcessCrashError extends MultiprocessError {
   readonly signal: string | null;
   /** The last lines the process wrote to stderr (at most 20), oldest first. */
   readonly stderrTail: string[];
+  /**
+   * Restarts its restart policy had already made within the policy's window
+   * when this exit made the session give up (0: no restart policy applied).
+   */
+  readonly restarts: number;
 
   /**
    * Creates the error.
    *
-   * @param info The node, exit code, signal and the end of its stderr.
+   * @param info The node, exit code, signal, the end of its stderr, and the
+   * restarts made before the session gave up.
    */
   constructor(
     info: {
@@ -379,6 +385,8 @@ export class ProcessCrashError extends MultiprocessError {
       exitCode: number | null;
       signal: string | null;
       stderrTail?: string[];
+      restarts?: number;
+      windowSecs?: number;
       cause?: unknown;
     },
   ) {
@@ -386,8 +394,14 @@ export class ProcessCrashError extends MultiprocessError {
       ? `killed by ${info.signal}`
       : `exited with code ${info.exitCode}`;
     const tail = info.stderrTail ?? [];
+    const restarts = info.restarts ?? 0;
+    const gaveUp = restarts > 0
+      ? ` after ${restarts} restart${restarts > 1 ? "s" : ""}${
+        info.windowSecs ? ` within ${info.windowSecs} s` : ""
+      } (its restart limit)`
+      : "";
     super(
-      `Node "${info.nodeId}" process ${how}${
+      `Node "${info.nodeId}" process ${how}${gaveUp}${
         tail.length ? `; its last stderr lines:\n  ${tail.join("\n  ")}` : ""
       }`,
       { nodeId: info.nodeId, cause: info.cause },
@@ -395,6 +409,53 @@ export class ProcessCrashError extends MultiprocessError {
     this.exitCode = info.exitCode;
     this.signal = info.signal;
     this.stderrTail = tail;
+    this.restarts = restarts;
+  }
+}
+
+/**
+ * A node failed a health check: a `process()` call ran longer than its
+ * `process_timeout_secs`, or it answered no control ping within
+ * `ping_timeout_secs`. With the restart policy `never` it fails the session;
+ * otherwise the node is killed and restarted.
+ *
+ * @example
+ * ```ts
+ * import { NodeHealthError } from "@remotemedia/multiprocess/errors";
+ * const e = new NodeHealthError({ nodeId: "asr", reason: "process_timeout", timeoutSecs: 5 });
+ * console.log(e.message); // Node "asr" is unhealthy: a process() call ran longer than 5 s
+ * ```
+ */
+export class NodeHealthError extends MultiprocessError {
+  /** The node. */
+  declare readonly nodeId: string;
+  /** Which check failed. */
+  readonly reason: "process_timeout" | "ping_timeout";
+  /** The bound it broke, seconds. */
+  readonly timeoutSecs: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param info The node, the check and its bound.
+   */
+  constructor(
+    info: {
+      nodeId: string;
+      reason: "process_timeout" | "ping_timeout";
+      timeoutSecs: number;
+      cause?: unknown;
+    },
+  ) {
+    const what = info.reason === "process_timeout"
+      ? `a process() call ran longer than ${info.timeoutSecs} s`
+      : `it answered no control ping within ${info.timeoutSecs} s`;
+    super(`Node "${info.nodeId}" is unhealthy: ${what}`, {
+      nodeId: info.nodeId,
+      cause: info.cause,
+    });
+    this.reason = info.reason;
+    this.timeoutSecs = info.timeoutSecs;
   }
 }
 

@@ -24,8 +24,12 @@ export interface SpecContext {
   modulePaths: string[];
 }
 
-/** The spec of node `nodeId`. */
-export function runnerSpec(ctx: SpecContext, nodeId: string): RunnerSpec {
+/** The spec of node `nodeId` (its `restart_attempt`-th restart; 0: first start). */
+export function runnerSpec(
+  ctx: SpecContext,
+  nodeId: string,
+  restartAttempt = 0,
+): RunnerSpec {
   const def = ctx.pipeline.toJSON().nodes.find((n) => n.id === nodeId);
   if (!def) throw new RangeError(`The pipeline has no node "${nodeId}"`);
   const ports = ctx.pipeline.nodePorts(nodeId);
@@ -46,16 +50,29 @@ export function runnerSpec(ctx: SpecContext, nodeId: string): RunnerSpec {
     max_subscribers: CHANNEL_DEFAULT_MAX_SUBSCRIBERS,
     max_payload_bytes: ctx.config.maxPayloadBytes,
     publish_timeout_secs: ctx.config.publishTimeoutSecs,
+    restart_attempt: restartAttempt,
   };
+}
+
+/** Writes node `nodeId`'s spec for its `restartAttempt`-th start; returns the path. */
+export function writeRunnerSpec(
+  ctx: SpecContext,
+  nodeId: string,
+  restartAttempt = 0,
+): string {
+  const path = `${ctx.isolation.root}spec-${nodeId}.json`;
+  Deno.writeTextFileSync(
+    path,
+    JSON.stringify(runnerSpec(ctx, nodeId, restartAttempt)),
+  );
+  return path;
 }
 
 /** Writes every node's spec into the isolation root; returns the paths. */
 export function writeRunnerSpecs(ctx: SpecContext): Map<string, string> {
   const specs = new Map<string, string>();
   for (const node of ctx.pipeline.toJSON().nodes) {
-    const path = `${ctx.isolation.root}spec-${node.id}.json`;
-    Deno.writeTextFileSync(path, JSON.stringify(runnerSpec(ctx, node.id)));
-    specs.set(node.id, path);
+    specs.set(node.id, writeRunnerSpec(ctx, node.id));
   }
   return specs;
 }

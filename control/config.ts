@@ -78,6 +78,13 @@ export interface RuntimeConfig {
   cleanupGracePeriodSecs: number;
   /** How long a publish may wait for a reader to free space, in seconds. */
   publishTimeoutSecs: number;
+  /** How often a ready node is pinged over its control socket, in seconds. */
+  pingIntervalSecs: number;
+  /**
+   * How long a ready node may leave a ping unanswered before it is unhealthy,
+   * in seconds (0: no pings). A node's `ping_timeout_secs` overrides it.
+   */
+  pingTimeoutSecs: number;
   /** Whether a full channel makes the publisher wait (true) or fail at once (false). */
   enableBackpressure: boolean;
   /** The largest payload one sample may carry, header included, in bytes. */
@@ -147,6 +154,20 @@ export interface RuntimeConfigOptions {
    * @default {5}
    */
   cleanupGracePeriodSecs?: number;
+  /**
+   * Seconds between control pings of a ready node (greater than 0).
+   *
+   * @default {1}
+   */
+  pingIntervalSecs?: number;
+  /**
+   * Seconds a ready node may leave a ping unanswered before it is reported
+   * unhealthy and handled by its restart policy (0: no pings). A node's
+   * `ping_timeout_secs` in the pipeline overrides it.
+   *
+   * @default {30}
+   */
+  pingTimeoutSecs?: number;
   /**
    * Seconds a publish (Deno's `session.send` or a node's output) may wait
    * for a reader to free space before it fails with
@@ -230,6 +251,16 @@ const TOP_FIELDS: Field[] = [
     toml: "publish_timeout_secs",
     ts: "publishTimeoutSecs",
     kind: { type: "number", min: 0, exclusiveMin: true, max: MAX_SECS },
+  },
+  {
+    toml: "ping_interval_secs",
+    ts: "pingIntervalSecs",
+    kind: { type: "number", min: 0, exclusiveMin: true, max: MAX_SECS },
+  },
+  {
+    toml: "ping_timeout_secs",
+    ts: "pingTimeoutSecs",
+    kind: { type: "number", min: 0, exclusiveMin: false, max: MAX_SECS },
   },
   {
     toml: "enable_backpressure",
@@ -613,6 +644,8 @@ export function resolveConfig(
     initTimeoutSecs: top.initTimeoutSecs ?? 60,
     cleanupGracePeriodSecs: top.cleanupGracePeriodSecs ?? 5,
     publishTimeoutSecs: top.publishTimeoutSecs ?? 5,
+    pingIntervalSecs: top.pingIntervalSecs ?? 1,
+    pingTimeoutSecs: top.pingTimeoutSecs ?? 30,
     enableBackpressure: top.enableBackpressure ?? true,
     maxPayloadBytes: top.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
     python: {

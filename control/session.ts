@@ -15,7 +15,11 @@ import {
 import { readEnv, type RuntimeConfig } from "./config.ts";
 import { channelStats, type NodeCounters } from "./_session_stats.ts";
 import { CHANNEL_DEFAULT_MAX_SUBSCRIBERS } from "../protocol/contracts.ts";
-import { writeRunnerSpecs } from "./_runner_spec.ts";
+import {
+  type SpecContext,
+  writeRunnerSpec,
+  writeRunnerSpecs,
+} from "./_runner_spec.ts";
 import { ControlServer, type RunnerMessage } from "./control_server.ts";
 import {
   INSPECT_SOCKET_NAME,
@@ -24,6 +28,7 @@ import {
 } from "./inspect_server.ts";
 import {
   ChannelError,
+  NodeHealthError,
   NodeInitError,
   NodeProcessError,
   ProcessCrashError,
@@ -31,7 +36,7 @@ import {
   SessionClosedError,
 } from "../errors.ts";
 import { type Isolation, isolationEnv } from "../data/isolation.ts";
-import type { Pipeline } from "../pipeline/mod.ts";
+import type { NodeDefinition, Pipeline } from "../pipeline/mod.ts";
 import {
   type NodeExit,
   NodeProcess,
@@ -47,6 +52,7 @@ export type NodeState =
   | "initializing"
   | "ready"
   | "processing"
+  | "restarting"
   | "stopping"
   | "stopped"
   | "error";
@@ -92,6 +98,51 @@ export interface LogEvent {
   continued: boolean;
 }
 
+/** A node's process ended and its restart policy starts it again. */
+export interface RestartedEvent {
+  /** The node. */
+  nodeId: string;
+  /** 1 for the node's first restart, 2 for the second, ... */
+  attempt: number;
+  /** The exit code of the process that ended, or null when a signal ended it. */
+  exitCode: number | null;
+  /** The signal that ended it (for example "SIGKILL"), or null. */
+  signal: string | null;
+  /** Why it ended: `exit` on its own, or the health check that killed it. */
+  reason: "exit" | "process_timeout" | "ping_timeout" | "init_timeout";
+  /** Milliseconds before the new process is started (the policy's backoff). */
+  backoffMs: number;
+}
+
+/** A node failed a health check (see {@linkcode NodeHealthError}). */
+export interface UnhealthyEvent {
+  /** The node. */
+  nodeId: string;
+  /** Which check. */
+  reason: "process_timeout" | "ping_timeout";
+  /** The bound it broke, seconds. */
+  timeoutSecs: number;
+  /** What happens now: the session fails, or the node is killed and restarted. */
+  action: "fail" | "restart";
+}
+
+/**
+ * Messages that a reader missed: a gap in its publisher's delivery counter,
+ * seen when the next message arrived. After a restart, the restarted node's
+ * first message on each input reports the messages its dead process had not
+ * finished and those sent while it was down.
+ */
+export interface LostEvent {
+  /** The node that missed them, or undefined for a pipeline output read by Deno. */
+  nodeId?: string;
+  /** The pipeline output that missed them, when Deno was the reader. */
+  output?: string;
+  /** The channel. */
+  channel: string;
+  /** How many. */
+  count: number;
+}
+
 /** A snapshot of one node. */
 export interface NodeStatus {
   /** The node id. */
@@ -104,8 +155,10 @@ export interface NodeStatus {
   pid?: number;
   /** Its last progress. */
   progress: { fraction: number | null; message: string };
-  /** How its process ended, once it has. */
+  /** How its process ended, once it has (its current process, after restarts). */
   exit?: NodeExit;
+  /** How many times its restart policy restarted it. */
+  restarts: number;
 }
 
 /** Statistics of one channel. */
@@ -142,6 +195,8 @@ export interface SessionStats {
   channels: ChannelStats[];
   /** Per node process. */
   processes: ProcessStats[];
+  /** Messages reported lost so far (the sum of every `lost` event). */
+  lost: number;
 }
 
 /** Options of `MultiprocessExecutor.createSession`. */
@@ -192,6 +247,21 @@ interface NodeEntry {
   stderrTail: string[];
   statsWaiters: Map<number, (m: RunnerMessage & { type: "stats" }) => void>;
   lastStats?: NodeCounters;
+  /** Its pipeline definition (restart policy, health bounds). */
+  def: NodeDefinition;
+  /** True once it was ready (restart policies apply from then on). */
+  everReady: boolean;
+  /** Restarts made, and when (performance.now()), for the policy's window. */
+  restarts: number;
+  restartTimes: number[];
+  /** Set when the executor killed it for a failed health check. */
+  killedFor?: RestartedEvent["reason"];
+  /** The ping in flight: its id and when it was sent. */
+  ping?: { id: number; sentAt: number };
+  /** Bounds the running process() call (process_timeout_secs). */
+  processTimer?: ReturnType<typeof setTimeout>;
+  /** Bounds a restarted process's initialize(). */
+  initTimer?: ReturnType<typeof setTimeout>;
 }
 
 /** Options of {@linkcode Session.receive}. */
@@ -227,6 +297,14 @@ const DISCONNECT_GRACE_MS = 500;
 const STDERR_TAIL_LINES = 20;
 /** Most time a node still in `initialize()` gets to stop before SIGKILL. */
 const INIT_STOP_GRACE_MS = 500;
+/** A restart policy's defaults (docs/pipeline-schema.md, "Supervision"). */
+const RESTART_DEFAULTS = { max_restarts: 3, window_secs: 60, backoff_ms: 100 };
+/** The longest backoff before a restart. */
+const MAX_BACKOFF_MS = 10_000;
+/** A runner reports a process() call as processing this long after it started. */
+const STATUS_AFTER_MS = 20;
+/** Event types that are printed when nobody listens for them. */
+const PRINTED_WHEN_UNHEARD = ["error", "lost", "restarted", "unhealthy"];
 
 /**
  * A running pipeline. Made by `MultiprocessExecutor.createSession`, which
@@ -270,12 +348,20 @@ export class Session extends EventTarget implements AsyncDisposable {
   #closing: Promise<void> | undefined;
   #statsId = 0;
   #isReady = false;
-  /** `error` listeners, so an error nobody hears is printed instead of lost. */
-  readonly #errorListeners = new Map<
-    EventListenerOrEventListenerObject,
-    { once: boolean }
-  >();
+  /** Listeners of the events in PRINTED_WHEN_UNHEARD, by type: what nobody hears is printed. */
+  readonly #listeners = new Map<
+    string,
+    Map<EventListenerOrEventListenerObject, { once: boolean }>
+  >(PRINTED_WHEN_UNHEARD.map((t) => [t, new Map()]));
   #unheardHintShown = false;
+  /** How the session starts runners, kept for restarts. */
+  #spawnEnv: Record<string, string> = {};
+  #specContext: SpecContext | undefined;
+  #healthTimer: ReturnType<typeof setInterval> | undefined;
+  #pingId = 0;
+  #lost = 0;
+  /** Per pipeline output, the lost count of its subscriber already reported. */
+  readonly #outputLost = new Map<string, number>();
 
   /** @internal use `MultiprocessExecutor.createSession`. */
   constructor(id: string, init: SessionInit) {
@@ -299,6 +385,10 @@ export class Session extends EventTarget implements AsyncDisposable {
         stderrTail: [],
         disconnected: Promise.withResolvers<void>(),
         statsWaiters: new Map(),
+        def: node,
+        everReady: false,
+        restarts: 0,
+        restartTimes: [],
       });
     }
   }
@@ -318,14 +408,15 @@ export class Session extends EventTarget implements AsyncDisposable {
   ): void {
     super.addEventListener(type, listener, options);
     const capture = typeof options === "boolean" ? options : options?.capture;
-    if (type !== "error" || listener === null || capture) return;
+    const listeners = this.#listeners.get(type);
+    if (!listeners || listener === null || capture) return;
     const opts = typeof options === "object" ? options : {};
     if (opts.signal?.aborted) return;
-    if (!this.#errorListeners.has(listener)) {
-      this.#errorListeners.set(listener, { once: opts.once ?? false });
+    if (!listeners.has(listener)) {
+      listeners.set(listener, { once: opts.once ?? false });
       opts.signal?.addEventListener(
         "abort",
-        () => this.#errorListeners.delete(listener),
+        () => listeners.delete(listener),
         { once: true },
       );
     }
@@ -345,8 +436,8 @@ export class Session extends EventTarget implements AsyncDisposable {
   ): void {
     super.removeEventListener(type, listener, options);
     const capture = typeof options === "boolean" ? options : options?.capture;
-    if (type === "error" && listener !== null && !capture) {
-      this.#errorListeners.delete(listener);
+    if (listener !== null && !capture) {
+      this.#listeners.get(type)?.delete(listener);
     }
   }
 
@@ -376,7 +467,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       } catch { /* inspection is optional: the session runs without it */ }
       this.#openChannels();
       const specs = this.#writeSpecs();
-      const env = {
+      this.#spawnEnv = {
         ...this.#config.python.env,
         ...isolationEnv(this.#context.isolation),
         PYTHONUNBUFFERED: "1",
@@ -394,33 +485,16 @@ export class Session extends EventTarget implements AsyncDisposable {
       }
       let forked: Map<string, NodeProcess> | undefined;
       if (server) {
-        const logs = this.#logs = LogSink.listen(`${root}logs.sock`);
-        const fullEnv = { ...environment(), ...env };
         // The server is the default interpreter: a node of another Python
         // environment is spawned with its own interpreter below.
-        const entries = [...specs].filter(([id]) =>
-          envPython(this.#config, this.#nodeEnv(id)).executable ===
-            this.#config.python.executable
-        );
+        const entries = [...specs].filter(([id]) => this.#forkable(id));
         const handles = await Promise.allSettled(
-          entries.map(([, specPath]) =>
-            server.spawn({ args: ["--spec", specPath], env: fullEnv, logs })
-          ),
+          entries.map(([id, specPath]) => this.#fork(server, id, specPath)),
         );
         forked = new Map();
         for (const [i, [id]] of entries.entries()) {
           const h = handles[i];
-          if (h.status === "fulfilled") {
-            forked.set(
-              id,
-              NodeProcess.fromHandle(
-                id,
-                h.value,
-                (stream, line, continued) =>
-                  this.#log(id, stream, line, continued),
-              ),
-            );
-          }
+          if (h.status === "fulfilled") forked.set(id, h.value);
         }
         const failed = handles.find((h) => h.status === "rejected");
         if (failed) {
@@ -429,29 +503,71 @@ export class Session extends EventTarget implements AsyncDisposable {
         }
       }
       for (const [id, specPath] of specs) {
-        const node = this.#nodes.get(id)!;
-        const child = forked?.get(id) ?? spawnNodeProcess({
-          nodeId: id,
-          executable: envPython(this.#config, this.#nodeEnv(id)).executable,
-          args: ["-m", "remotemedia_multiprocess.runner", "--spec", specPath],
-          env,
-          onLine: (stream, line, continued) =>
-            this.#log(id, stream, line, continued),
-        });
-        node.process = child;
-        node.pid = child.pid;
-        child.exited.then((exit) => this.#onExit(node, exit));
+        this.#watch(
+          this.#nodes.get(id)!,
+          forked?.get(id) ?? this.#spawn(id, specPath),
+        );
       }
     } catch (e) {
       await this.#fail(e as Error);
       throw e;
     }
     this.#heartbeat = setInterval(() => this.#beat(), HEARTBEAT_MS / 2);
+    this.#healthTimer = setInterval(
+      () => this.#checkPings(),
+      this.#config.pingIntervalSecs * 1000,
+    );
     this.#initTimer = setTimeout(
       () => this.#initTimedOut(),
       this.#config.initTimeoutSecs * 1000,
     );
     if (signal) this.#closeOnAbort(signal);
+  }
+
+  /** True when node `id` runs in the fork server's interpreter (the default one). */
+  #forkable(id: string): boolean {
+    return envPython(this.#config, this.#nodeEnv(id)).executable ===
+      this.#config.python.executable;
+  }
+
+  /** Forks node `id`'s runner from the fork server. */
+  async #fork(
+    server: ForkServer,
+    id: string,
+    specPath: string,
+  ): Promise<NodeProcess> {
+    const logs = this.#logs ??= LogSink.listen(
+      `${this.#context.isolation.root}logs.sock`,
+    );
+    const handle = await server.spawn({
+      args: ["--spec", specPath],
+      env: { ...environment(), ...this.#spawnEnv },
+      logs,
+    });
+    return NodeProcess.fromHandle(
+      id,
+      handle,
+      (stream, line, continued) => this.#log(id, stream, line, continued),
+    );
+  }
+
+  /** Spawns node `id`'s runner as a new interpreter. */
+  #spawn(id: string, specPath: string): NodeProcess {
+    return spawnNodeProcess({
+      nodeId: id,
+      executable: envPython(this.#config, this.#nodeEnv(id)).executable,
+      args: ["-m", "remotemedia_multiprocess.runner", "--spec", specPath],
+      env: this.#spawnEnv,
+      onLine: (stream, line, continued) =>
+        this.#log(id, stream, line, continued),
+    });
+  }
+
+  /** Makes `child` node `node`'s process and follows its exit. */
+  #watch(node: NodeEntry, child: NodeProcess): void {
+    node.process = child;
+    node.pid = child.pid;
+    child.exited.then((exit) => this.#onExit(node, child, exit));
   }
 
   #closeOnAbort(signal: AbortSignal): void {
@@ -560,7 +676,7 @@ export class Session extends EventTarget implements AsyncDisposable {
   }
 
   #writeSpecs(): Map<string, string> {
-    return writeRunnerSpecs({
+    this.#specContext = {
       sessionId: this.id,
       pipeline: this.#pipeline,
       config: this.#config,
@@ -568,7 +684,8 @@ export class Session extends EventTarget implements AsyncDisposable {
       controlSocket: this.#control.path,
       modules: this.#options.modules ?? [],
       modulePaths: this.#options.modulePaths ?? [],
-    });
+    };
+    return writeRunnerSpecs(this.#specContext);
   }
 
   #log(
@@ -640,7 +757,10 @@ export class Session extends EventTarget implements AsyncDisposable {
         this.#progress(node, node.connected ? "loading" : "starting", true);
       }
     }
-    if (loading === 0) this.#stopTimers();
+    if (loading === 0) {
+      clearInterval(this.#heartbeat);
+      this.#heartbeat = undefined;
+    }
   }
 
   #stopTimers(): void {
@@ -669,9 +789,17 @@ export class Session extends EventTarget implements AsyncDisposable {
       case "ready":
         if (node.state !== "initializing") break;
         node.fraction = 1;
+        clearTimeout(node.initTimer);
+        if (node.everReady) {
+          // A restarted node: its dead process's ports go now, so no
+          // publisher keeps waiting for chunks the dead reader held.
+          this.#cleanupDeadNodes();
+        }
+        node.everReady = true;
         this.#setState(node, "ready");
         this.#progress(node, "ready", false);
         if (
+          !this.#isReady &&
           [...this.#nodes.values()].every((n) =>
             n.state === "ready" || n.state === "processing"
           )
@@ -685,6 +813,9 @@ export class Session extends EventTarget implements AsyncDisposable {
         node.initError = { error: m.error, traceback: m.traceback };
         this.#setState(node, "error");
         this.#progress(node, "failed", false);
+        // A restart that fails its initialize() is one more failed attempt:
+        // the exit that follows goes to the restart policy.
+        if (this.#restartable(node)) break;
         this.#fail(
           new NodeInitError(
             `Node "${nodeId}" failed to initialize: ${m.error}`,
@@ -702,10 +833,17 @@ export class Session extends EventTarget implements AsyncDisposable {
         break;
       case "status":
         if (node.state === "ready" || node.state === "processing") {
-          this.#setState(
-            node,
-            m.state === "processing" ? "processing" : "ready",
-          );
+          const processing = m.state === "processing";
+          this.#setState(node, processing ? "processing" : "ready");
+          clearTimeout(node.processTimer);
+          node.processTimer = undefined;
+          const bound = node.def.process_timeout_secs;
+          if (processing && bound !== undefined) {
+            node.processTimer = setTimeout(
+              () => this.#unhealthy(node, "process_timeout", bound),
+              Math.max(0, bound * 1000 - STATUS_AFTER_MS),
+            );
+          }
         }
         break;
       case "stats": {
@@ -718,27 +856,63 @@ export class Session extends EventTarget implements AsyncDisposable {
         node.statsWaiters.delete(m.id);
         break;
       }
+      case "pong":
+        if (node.ping?.id === m.id) node.ping = undefined;
+        break;
+      case "lost":
+        this.#reportLost({ nodeId, channel: m.channel, count: m.count });
+        break;
       case "bye":
         break;
     }
   }
 
+  /** Removes what dead runners left in the isolation (see ChannelContext). */
+  #cleanupDeadNodes(): void {
+    try {
+      this.#context.cleanupDeadNodes();
+    } catch (e) {
+      console.error(`Cannot clean up dead iceoryx2 nodes: ${e}`);
+    }
+  }
+
+  /**
+   * Dispatches `type` with `detail`; returns whether any listener (or the
+   * callback `viaCallback` says was given) heard it.
+   */
+  #dispatchHeard<T>(type: string, detail: T, viaCallback = false): boolean {
+    const listeners = this.#listeners.get(type);
+    const heard = viaCallback || (listeners?.size ?? 0) > 0;
+    this.dispatchEvent(new CustomEvent<T>(type, { detail }));
+    for (const [listener, { once }] of listeners ?? []) {
+      if (once) listeners!.delete(listener);
+    }
+    return heard;
+  }
+
+  #reportLost(event: LostEvent): void {
+    this.#lost += event.count;
+    if (this.#dispatchHeard("lost", event)) return;
+    const reader = event.nodeId !== undefined
+      ? `node "${event.nodeId}"`
+      : `output "${event.output}"`;
+    console.error(
+      `Lost ${event.count} message${
+        event.count === 1 ? "" : "s"
+      } on channel "${event.channel}" before ${reader} (a gap in its publisher's delivery counter; listen for the session's "lost" event)`,
+    );
+  }
+
   /** Hands a node's `process()` error to its listeners, or prints it. */
   #nodeError(error: NodeProcessError): void {
-    const heard = this.#errorListeners.size > 0 ||
-      this.#options.onError !== undefined;
     try {
       this.#options.onError?.(error);
     } catch (e) {
       console.error(`onError threw: ${e}`);
     }
-    this.dispatchEvent(
-      new CustomEvent<NodeProcessError>("error", { detail: error }),
-    );
-    for (const [listener, { once }] of this.#errorListeners) {
-      if (once) this.#errorListeners.delete(listener);
-    }
-    if (heard) return;
+    if (
+      this.#dispatchHeard("error", error, this.#options.onError !== undefined)
+    ) return;
     const traceback = error.traceback?.trimEnd();
     console.error(
       `Unhandled NodeProcessError in node "${error.nodeId}": ${error.message}${
@@ -753,7 +927,73 @@ export class Session extends EventTarget implements AsyncDisposable {
     }
   }
 
-  async #onExit(node: NodeEntry, exit: NodeExit): Promise<void> {
+  /** The node's restart policy, with its defaults. */
+  #policy(node: NodeEntry): Required<NonNullable<NodeDefinition["restart"]>> {
+    return { ...RESTART_DEFAULTS, policy: "never", ...node.def.restart };
+  }
+
+  /** True when a failure of `node` now goes to its restart policy. */
+  #restartable(node: NodeEntry): boolean {
+    return node.everReady && this.#policy(node).policy !== "never" &&
+      !this.#failure && !this.#closing;
+  }
+
+  /** Sends pings to ready nodes; a ping unanswered too long is a failed health check. */
+  #checkPings(): void {
+    if (this.#closing) return;
+    const now = performance.now();
+    for (const node of this.#nodes.values()) {
+      const bound = node.def.ping_timeout_secs ?? this.#config.pingTimeoutSecs;
+      if (bound <= 0 || !node.connected) continue;
+      if (node.state !== "ready" && node.state !== "processing") continue;
+      if (node.ping) {
+        if (now - node.ping.sentAt >= bound * 1000) {
+          node.ping = undefined;
+          this.#unhealthy(node, "ping_timeout", bound);
+        }
+        continue;
+      }
+      const id = ++this.#pingId;
+      node.ping = { id, sentAt: now };
+      this.#control.send(node.id, { type: "ping", id });
+    }
+  }
+
+  /** A failed health check: reported, then the session fails or the node is restarted. */
+  #unhealthy(
+    node: NodeEntry,
+    reason: UnhealthyEvent["reason"],
+    timeoutSecs: number,
+  ): void {
+    if (this.#failure || this.#closing || node.killedFor) return;
+    if (node.state !== "ready" && node.state !== "processing") return;
+    const restart = this.#restartable(node);
+    const error = new NodeHealthError({ nodeId: node.id, reason, timeoutSecs });
+    const event: UnhealthyEvent = {
+      nodeId: node.id,
+      reason,
+      timeoutSecs,
+      action: restart ? "restart" : "fail",
+    };
+    if (!this.#dispatchHeard("unhealthy", event) && restart) {
+      console.error(`${error.message}: killing it to restart it`);
+    }
+    if (!restart) {
+      this.#fail(error);
+      return;
+    }
+    node.killedFor = reason;
+    node.process?.kill("SIGKILL");
+  }
+
+  async #onExit(
+    node: NodeEntry,
+    child: NodeProcess,
+    exit: NodeExit,
+  ): Promise<void> {
+    clearTimeout(node.processTimer);
+    clearTimeout(node.initTimer);
+    node.ping = undefined;
     if (this.#closing && !this.#failure) {
       this.#setState(node, "stopped");
       return;
@@ -770,17 +1010,116 @@ export class Session extends EventTarget implements AsyncDisposable {
     if (node.connected) {
       await within(node.disconnected.promise, DISCONNECT_GRACE_MS);
     }
-    if (this.#failure || this.#closing) return;
+    if (this.#failure || this.#closing || node.process !== child) return;
+    const policy = this.#policy(node);
+    const clean = exit.code === 0 && exit.signal === null && !node.killedFor;
+    if (
+      this.#restartable(node) && (policy.policy === "always" || !clean)
+    ) {
+      const now = performance.now();
+      node.restartTimes = node.restartTimes.filter((t) =>
+        now - t < policy.window_secs * 1000
+      );
+      if (node.restartTimes.length < policy.max_restarts) {
+        return this.#restart(node, exit, policy.backoff_ms);
+      }
+    }
     this.#setState(node, "error");
-    if (node.initError) return;
+    if (node.initError && !node.restartTimes.length) return;
+    const gaveUp = node.restartTimes.length;
     this.#fail(
-      new ProcessCrashError({
-        nodeId: node.id,
-        exitCode: exit.code,
-        signal: exit.signal,
-        stderrTail: node.stderrTail,
-      }),
+      node.initError
+        ? new NodeInitError(
+          `Node "${node.id}" failed to initialize after ${gaveUp} restart${
+            gaveUp === 1 ? "" : "s"
+          } (its restart limit): ${node.initError.error}`,
+          { nodeId: node.id, traceback: node.initError.traceback },
+        )
+        : new ProcessCrashError({
+          nodeId: node.id,
+          exitCode: exit.code,
+          signal: exit.signal,
+          stderrTail: node.stderrTail,
+          restarts: gaveUp,
+          windowSecs: gaveUp ? policy.window_secs : undefined,
+        }),
     );
+  }
+
+  /** Starts node `node` again, by its restart policy, after its process ended with `exit`. */
+  async #restart(
+    node: NodeEntry,
+    exit: NodeExit,
+    backoffMs: number,
+  ): Promise<void> {
+    const delay = Math.min(
+      backoffMs * 2 ** node.restartTimes.length,
+      MAX_BACKOFF_MS,
+    );
+    node.restartTimes.push(performance.now());
+    const attempt = ++node.restarts;
+    const event: RestartedEvent = {
+      nodeId: node.id,
+      attempt,
+      exitCode: exit.code,
+      signal: exit.signal,
+      reason: node.killedFor ?? "exit",
+      backoffMs: delay,
+    };
+    this.#setState(node, "restarting");
+    if (!this.#dispatchHeard("restarted", event)) {
+      const how = exit.signal
+        ? `killed by ${exit.signal}`
+        : `exited with code ${exit.code}`;
+      console.error(
+        `Node "${node.id}" process ${how}${
+          node.killedFor ? ` (${node.killedFor})` : ""
+        }: restarting it (attempt ${attempt})`,
+      );
+    }
+    // Its dead process's ports go at once: publishers get back the chunks it
+    // held, and what they send until the new process reads is counted as
+    // lost by that process's first message.
+    this.#cleanupDeadNodes();
+    await within(this.#closedPromise.promise, delay);
+    if (this.#failure || this.#closing) return;
+    node.connected = false;
+    node.hello = Promise.withResolvers<void>();
+    node.disconnected = Promise.withResolvers<void>();
+    node.initError = undefined;
+    node.killedFor = undefined;
+    node.fraction = null;
+    node.message = "";
+    node.stderrTail = [];
+    this.#setState(node, "initializing");
+    this.#progress(node, "starting", false);
+    this.#heartbeat ??= setInterval(() => this.#beat(), HEARTBEAT_MS / 2);
+    try {
+      const specPath = writeRunnerSpec(this.#specContext!, node.id, attempt);
+      const server = this.#forkable(node.id)
+        ? await this.#forkServer?.()
+        : undefined;
+      if (this.#failure || this.#closing) return;
+      this.#watch(
+        node,
+        server
+          ? await this.#fork(server, node.id, specPath)
+          : this.#spawn(node.id, specPath),
+      );
+    } catch (e) {
+      this.#setState(node, "error");
+      this.#fail(e as Error);
+      return;
+    }
+    const child = node.process;
+    node.initTimer = setTimeout(() => {
+      if (node.process !== child || node.state !== "initializing") return;
+      node.killedFor = "init_timeout";
+      console.error(
+        `Node "${node.id}" did not finish initialize() within ${this.#config.initTimeoutSecs} s after its restart: killing it`,
+      );
+      child?.kill("SIGKILL");
+    }, this.#config.initTimeoutSecs * 1000);
   }
 
   async #fail(error: Error): Promise<void> {
@@ -959,6 +1298,15 @@ export class Session extends EventTarget implements AsyncDisposable {
           { output, timeoutMs: timeoutMs ?? 0 },
         );
       }
+      const lost = subscriber.stats.lost;
+      if (lost !== (this.#outputLost.get(output) ?? 0)) {
+        this.#reportLost({
+          output,
+          channel: subscriber.channel,
+          count: lost - (this.#outputLost.get(output) ?? 0),
+        });
+        this.#outputLost.set(output, lost);
+      }
       try {
         yield sample;
       } finally {
@@ -985,6 +1333,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       pid: n.pid,
       progress: { fraction: n.fraction, message: n.message },
       exit: n.process?.exit,
+      restarts: n.restarts,
     }));
   }
 
@@ -1038,7 +1387,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       received: n.lastStats?.received,
       sent: n.lastStats?.sent,
     }));
-    return { channels, processes };
+    return { channels, processes, lost: this.#lost };
   }
 
   /** What the inspection socket answers (see control/inspect_server.ts). */
@@ -1061,6 +1410,11 @@ export class Session extends EventTarget implements AsyncDisposable {
   async #shutdown(graceMs: number): Promise<void> {
     this.#closing ??= (async () => {
       this.#stopTimers();
+      clearInterval(this.#healthTimer);
+      for (const node of this.#nodes.values()) {
+        clearTimeout(node.processTimer);
+        clearTimeout(node.initTimer);
+      }
       const wasInitializing = new Set(
         [...this.#nodes.values()].filter((n) => n.state === "initializing")
           .map((n) => n.id),

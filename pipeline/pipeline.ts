@@ -358,9 +358,7 @@ export class Pipeline {
         type: n.type,
         config: structuredClone(n.config),
         ...(n.env === undefined ? {} : { env: n.env }),
-        ...(n.restart === undefined
-          ? {}
-          : { restart: { ...n.restart } }),
+        ...(n.restart === undefined ? {} : { restart: { ...n.restart } }),
         ...(n.process_timeout_secs === undefined
           ? {}
           : { process_timeout_secs: n.process_timeout_secs }),

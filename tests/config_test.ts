@@ -27,6 +27,8 @@ function defaults(
     initTimeoutSecs: 60,
     cleanupGracePeriodSecs: 5,
     publishTimeoutSecs: 5,
+    pingIntervalSecs: 1,
+    pingTimeoutSecs: 30,
     enableBackpressure: true,
     maxPayloadBytes: 64 * 1024 * 1024 + 128,
     python: {
@@ -105,6 +107,8 @@ Deno.test("a file with every key", async () => {
       initTimeoutSecs: 12.5,
       cleanupGracePeriodSecs: 0,
       publishTimeoutSecs: 2.5,
+      pingIntervalSecs: 0.5,
+      pingTimeoutSecs: 0,
       enableBackpressure: false,
       maxPayloadBytes: 1048704,
       python: {
@@ -219,7 +223,7 @@ const FILE_ERRORS: [string, string, string][] = [
   [
     "unknown_key",
     "multiprocess.chanel_capacity",
-    "unknown key (known: max_processes_per_session, channel_capacity, init_timeout_secs, cleanup_grace_period_secs, publish_timeout_secs, enable_backpressure, max_payload_bytes, python)",
+    "unknown key (known: max_processes_per_session, channel_capacity, init_timeout_secs, cleanup_grace_period_secs, publish_timeout_secs, ping_interval_secs, ping_timeout_secs, enable_backpressure, max_payload_bytes, python)",
   ],
   [
     "unknown_python_key",
@@ -446,7 +450,7 @@ Deno.test("options given in code are validated too, without a file", async () =>
     [
       { channel_capacity: 4 } as unknown as RuntimeConfigOptions,
       "channel_capacity",
-      "unknown option (known: maxProcessesPerSession, channelCapacity, initTimeoutSecs, cleanupGracePeriodSecs, publishTimeoutSecs, enableBackpressure, maxPayloadBytes, python)",
+      "unknown option (known: maxProcessesPerSession, channelCapacity, initTimeoutSecs, cleanupGracePeriodSecs, publishTimeoutSecs, pingIntervalSecs, pingTimeoutSecs, enableBackpressure, maxPayloadBytes, python)",
     ],
     [
       { python: { venv_path: "/x" } } as unknown as RuntimeConfigOptions,

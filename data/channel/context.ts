@@ -325,6 +325,39 @@ export class ChannelContext implements AsyncDisposable {
     return channel;
   }
 
+  /**
+   * Removes what iceoryx2 nodes of processes that died left in this
+   * context's isolation (their ports, so their publishers' chunks come back
+   * to the readers' and their subscribers stop holding publishers' chunks).
+   * Only dead nodes are touched: a live process's are never removed.
+   *
+   * @returns How many dead nodes were cleaned.
+   *
+   * @example
+   * ```ts
+   * import { ChannelContext } from "@remotemedia/multiprocess/channel";
+   * await using ctx = await ChannelContext.create();
+   * console.log(ctx.cleanupDeadNodes()); // 0
+   * ```
+   */
+  cleanupDeadNodes(): number {
+    this.#assertOpen();
+    const prefix = encoder.encode(this.isolation.prefix);
+    const root = encoder.encode(this.isolation.root);
+    const out = new BigUint64Array(1);
+    checkCode(
+      this.#lib.rmp_cleanup_dead_nodes(
+        prefix,
+        BigInt(prefix.length),
+        root,
+        BigInt(root.length),
+        out,
+      ),
+      "cleaning up dead iceoryx2 nodes",
+    );
+    return Number(out[0]);
+  }
+
   /** @internal */
   forget(channel: Channel): void {
     this.#channels.delete(channel);

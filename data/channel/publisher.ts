@@ -216,16 +216,9 @@ export class Publisher implements Disposable {
     }
     // Let iceoryx2 reclaim what dead subscribers held, so the channel can
     // recover, but still report this publish as failed.
-    const isolation = this.#ctx.isolation;
-    const prefix = encoder.encode(isolation.prefix);
-    const root = encoder.encode(isolation.root);
-    this.#ctx.lib.rmp_cleanup_dead_nodes(
-      prefix,
-      BigInt(prefix.length),
-      root,
-      BigInt(root.length),
-      null,
-    );
+    try {
+      this.#ctx.cleanupDeadNodes();
+    } catch { /* the timeout below is the error to report */ }
     throw new BackpressureTimeoutError(
       `No subscriber of "${this.channel}" freed space within ${timeoutMs} ms (dead or stalled)`,
       { channel: this.channel, timeoutMs },

@@ -15,7 +15,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ._contracts import ExecutorMessage, RunnerMessage, ToRunnerShutdown, ToRunnerStats
+from ._contracts import (
+    ExecutorMessage,
+    RunnerMessage,
+    ToRunnerPing,
+    ToRunnerShutdown,
+    ToRunnerStats,
+)
 
 __all__ = ["ControlConnection", "parse_executor_message"]
 
@@ -28,16 +34,18 @@ def parse_executor_message(obj: Any) -> ExecutorMessage | None:
 
     Returns:
         The typed message, or None when it is not one the runner knows (not
-        an object, an unknown ``type``, a ``stats`` without an integer ``id``).
+        an object, an unknown ``type``, a ``stats`` or ``ping`` without an integer ``id``).
     """
     if not isinstance(obj, dict):
         return None
     kind = obj.get("type")
     if kind == "shutdown":
         return ToRunnerShutdown(type="shutdown")
-    if kind == "stats":
+    if kind in ("stats", "ping"):
         ident = obj.get("id")
         if isinstance(ident, int) and not isinstance(ident, bool):
+            if kind == "ping":
+                return ToRunnerPing(type="ping", id=ident)
             return ToRunnerStats(type="stats", id=ident)
     return None
 

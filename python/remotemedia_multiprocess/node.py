@@ -92,6 +92,9 @@ class MultiprocessNode:
         config: The node's configuration (a JSON object).
         logger: A logger named after the node id (its records go to stderr,
             which the executor reports line by line, tagged with the node id).
+        restart_attempt: 0 in the node's first process; ``n`` in the process
+            of its ``n``-th restart (set before :meth:`initialize` runs), so a
+            node can tell it was restarted (see also :attr:`restarted`).
 
     Example::
 
@@ -122,9 +125,16 @@ class MultiprocessNode:
         self.node_id: str = node_id
         self.config: dict[str, Any] = dict(config or {})
         self.logger: logging.Logger = logging.getLogger(f"remotemedia.node.{node_id}")
+        self.restart_attempt: int = 0
         self._progress_sink: ProgressSink | None = None
         self._emit_sink: EmitSink | None = None
         self._allocate_sink: AllocateSink | None = None
+
+    @property
+    def restarted(self) -> bool:
+        """True when this process is a restart of the node (after a crash or a
+        failed health check, by its restart policy)."""
+        return self.restart_attempt > 0
 
     def _attach(self, progress: ProgressSink, emit: EmitSink, allocate: AllocateSink) -> None:
         """Connects the node to the runner hosting it. Internal to the runner

@@ -35,6 +35,7 @@ import importlib
 import inspect
 import json
 import logging
+import mmap
 import os
 import signal
 import sys
@@ -50,6 +51,7 @@ import iceoryx2 as iox2
 from ._contracts import (
     RUNNER_SPEC_DEFAULTS,
     RUNNER_SPEC_VERSION,
+    RUNNER_STATE_FILE_PREFIX,
     ExecutorMessage,
     RunnerMessage,
     RunnerSpec,
@@ -57,6 +59,8 @@ from ._contracts import (
     ToExecutorBye,
     ToExecutorHello,
     ToExecutorInitError,
+    ToExecutorLost,
+    ToExecutorPong,
     ToExecutorProcessError,
     ToExecutorProgress,
     ToExecutorReady,
@@ -161,6 +165,7 @@ class NodeSpec(RunnerSpec):
                 max_payload_bytes=int(default("max_payload_bytes")),
                 publish_timeout_secs=float(default("publish_timeout_secs")),
                 max_subscribers=int(default("max_subscribers")),
+                restart_attempt=int(default("restart_attempt")),
                 version=int(version),
             )
         except KeyError as e:
@@ -405,6 +410,12 @@ class _Runner:
         self.bytes_in = 0
         self.bytes_out = 0
         self._current_input: RuntimeData | None = None
+        # The state file (see _open_state): per input subscriber the last
+        # delivery counter finished, then per output the last one sent.
+        self._state_map: mmap.mmap | None = None
+        self._state: memoryview | None = None
+        self._lost_reported: list[int] = []
+        self._out_slot: dict[str, int] = {}
         # The running initialize(), cancelled by a stop request (read by the
         # control thread: a close during start-up must not wait for the load).
         self._init_task: asyncio.Task[None] | None = None
@@ -453,7 +464,9 @@ class _Runner:
         self._wake()
 
     def _on_control(self, message: ExecutorMessage) -> None:
-        if message["type"] == "shutdown":
+        if message["type"] == "ping":
+            self.send(ToExecutorPong(type="pong", id=message["id"]))
+        elif message["type"] == "shutdown":
             self.request_stop(bounded=False)
         elif message["type"] == "stats":
             self.send(
@@ -526,6 +539,35 @@ class _Runner:
                     f"(outputs: {', '.join(self.node_cls.outputs) or 'none'})"
                 )
             self.publishers[port] = channel(name).publisher(max_payload=spec.max_payload_bytes)
+        self._open_state()
+
+    def _open_state(self) -> None:
+        """Maps the node's state file, which outlives this process: a runner
+        restarted after a crash seeds its subscribers with the delivery
+        counters its previous process finished (the first message then shows
+        exactly what was lost in between) and its publishers with the ones it
+        sent (their readers see no false gap). docs/runner-protocol.md, "Restarts"."""
+        spec = self.spec
+        slots = len(self.subscribers) + len(self.publishers)
+        if slots == 0:
+            return
+        path = os.path.join(spec.iox_root, f"{RUNNER_STATE_FILE_PREFIX}{spec.node_id}.bin")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(fd).st_size != slots * 8:
+                os.ftruncate(fd, 0)  # another layout: start over
+                os.ftruncate(fd, slots * 8)
+            self._state_map = mmap.mmap(fd, slots * 8)
+        finally:
+            os.close(fd)
+        self._state = memoryview(self._state_map).cast("Q")
+        for i, (_, sub) in enumerate(self.subscribers):
+            sub.delivery = self._state[i]
+        self._lost_reported = [0] * len(self.subscribers)
+        for j, (port, pub) in enumerate(sorted(self.publishers.items())):
+            slot = len(self.subscribers) + j
+            pub.delivery = self._state[slot]
+            self._out_slot[port] = slot
 
     def run(self) -> int:
         spec = self.spec
@@ -563,6 +605,7 @@ class _Runner:
                 )
             self.node_cls = cls
             node = cls(spec.node_id, spec.config)
+            node.restart_attempt = spec.restart_attempt
             node._attach(progress=self._progress, emit=self._emit, allocate=self._allocate)
             self.node = node
             self._open_channels()
@@ -657,7 +700,7 @@ class _Runner:
     def _serve(self) -> None:
         while not self.stop_requested.is_set():
             got = False
-            for port, sub in self.subscribers:
+            for index, (port, sub) in enumerate(self.subscribers):
                 if self.stop_requested.is_set():
                     return
                 try:
@@ -671,6 +714,7 @@ class _Runner:
                     continue
                 got = True
                 self._handle(port, rd)
+                self._finished(index, sub)
             if got:
                 continue
             if asyncio.all_tasks(self.loop):
@@ -679,6 +723,17 @@ class _Runner:
                 self.loop.run_until_complete(self.loop.run_in_executor(None, self._wait))
             else:
                 self._wait()
+
+    def _finished(self, index: int, sub: Subscriber) -> None:
+        """Records that the message ``sub`` delivered last was handled, and
+        reports what a gap before it lost."""
+        state = self._state
+        if state is not None:
+            state[index] = sub.delivery
+        if sub.lost != self._lost_reported[index]:
+            count = sub.lost - self._lost_reported[index]
+            self._lost_reported[index] = sub.lost
+            self.send(ToExecutorLost(type="lost", channel=sub.channel_name, count=count))
 
     # -- processing ------------------------------------------------------
 
@@ -866,6 +921,8 @@ class _Runner:
             data.session_id = sid if any(sid) else self.session_id or data.session_id
         with self.publish_lock:
             publisher.publish(data, timeout=self.spec.publish_timeout_secs)
+            if self._state is not None:
+                self._state[self._out_slot[port]] = publisher.delivery
         self.sent += 1
         self.bytes_out += data.nbytes
 

@@ -63,3 +63,20 @@ export async function assertRejects(
   }
   throw new Error("expected the promise to reject");
 }
+
+/** Asserts that `value` is an instance of `type` (and narrows it). */
+export function assertInstanceOf<T>(
+  value: unknown,
+  // deno-lint-ignore no-explicit-any
+  type: abstract new (...args: any[]) => T,
+  message?: string,
+): asserts value is T {
+  if (!(value instanceof type)) {
+    throw new Error(
+      message ??
+        `Expected an instance of ${type.name}, got ${
+          value instanceof Error ? `${value.name}: ${value.message}` : value
+        }`,
+    );
+  }
+}
