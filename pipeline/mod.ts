@@ -38,5 +38,6 @@ export type {
   PipelineChannel,
   PipelineDefinition,
   PortRef,
+  RestartPolicy,
   ValidateOptions,
 } from "./schema.ts";

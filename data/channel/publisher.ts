@@ -18,7 +18,7 @@ import {
   type RuntimeData,
   writeHeader,
 } from "../runtime_data/mod.ts";
-import { encoder, HEADER_BYTES, type Pointer } from "./_shared.ts";
+import { HEADER_BYTES, type Pointer } from "./_shared.ts";
 import type { Channel } from "./channel.ts";
 import type { ChannelContext } from "./context.ts";
 import type { PortStats, PublishOptions } from "./options.ts";
