@@ -833,12 +833,14 @@ export class Session extends EventTarget implements AsyncDisposable {
         break;
       case "status":
         if (node.state === "ready" || node.state === "processing") {
-          const processing = m.state === "processing";
+          // "waiting": the call is blocked by a reader (backpressure), which
+          // is not its own time: the process() bound starts over after it.
+          const processing = m.state !== "ready";
           this.#setState(node, processing ? "processing" : "ready");
           clearTimeout(node.processTimer);
           node.processTimer = undefined;
           const bound = node.def.process_timeout_secs;
-          if (processing && bound !== undefined) {
+          if (m.state === "processing" && bound !== undefined) {
             node.processTimer = setTimeout(
               () => this.#unhealthy(node, "process_timeout", bound),
               Math.max(0, bound * 1000 - STATUS_AFTER_MS),

@@ -249,7 +249,7 @@ export type RunnerMessage =
   | { type: "ready" }
   | { type: "init_error"; error: string; traceback: string }
   | { type: "process_error"; error: string; traceback: string }
-  | { type: "status"; state: "processing" | "ready" }
+  | { type: "status"; state: "processing" | "waiting" | "ready" }
   | {
     type: "stats";
     id: number;

@@ -266,6 +266,31 @@ Deno.test("process_timeout_secs: a long process() call is reported; never fails 
   }
 });
 
+Deno.test("process_timeout_secs does not count time blocked by a slow reader (backpressure)", async () => {
+  await using ex = executor({ channelCapacity: 1 });
+  const pipeline = new Pipeline()
+    .addNode("supervised", "a", {}, { processTimeoutSecs: 0.4 })
+    .addNode("supervised", "b", { delay_ms: 600 })
+    .connect("a", "out", "b", "in")
+    .addInput("in", "a", "in").addOutput("out", "b", "out");
+  await using session = await ex.createSession(pipeline, modules);
+  const unhealthy = collect<UnhealthyEvent>(session, "unhealthy");
+  await session.initialize();
+  const out = session.receive("out");
+  // b takes 0.6 s a message: a's publishes wait for it, longer than a's bound.
+  const sending = (async () => {
+    for (const m of ["x1", "x2", "x3", "x4"]) {
+      await session.send("in", text(m));
+    }
+  })();
+  for (const m of ["x1", "x2", "x3", "x4"]) {
+    assertEquals(textOf(await nextWithin(out, 10_000, m)), m);
+  }
+  await sending;
+  assertEquals(unhealthy, []);
+  assertEquals(session.failure, undefined);
+});
+
 Deno.test("a node that answers no control ping within ping_timeout_secs is unhealthy and restarted", async () => {
   await using ex = executor({ pingIntervalSecs: 0.1 });
   await using session = await ex.createSession(

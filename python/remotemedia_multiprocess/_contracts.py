@@ -219,7 +219,7 @@ class ToExecutorProcessError(TypedDict):
 
 class ToExecutorStatus(TypedDict):
     type: Literal["status"]
-    state: Literal["processing", "ready"]
+    state: Literal["processing", "waiting", "ready"]
 
 
 class ToExecutorStats(TypedDict):

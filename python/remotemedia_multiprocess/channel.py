@@ -463,6 +463,10 @@ class Publisher:
         # send; readers count its gaps as losses. A restarted runner seeds it
         # from its state file, so its readers see no false gap.
         self.delivery = 0
+        # Called with True when a loan starts waiting for a reader to free a
+        # chunk and with False when the wait ends (the runner's status: time
+        # blocked by backpressure is not the node's own processing time).
+        self.on_wait: Callable[[bool], None] | None = None
         self.channel_name = channel.name
         self.capacity = channel.capacity
         self.max_payload = max_payload
@@ -611,6 +615,16 @@ class Publisher:
         loan = self.try_loan(n)
         if loan is not None:
             return loan
+        on_wait = self.on_wait
+        if on_wait is None:
+            return self._wait_for_loan(n, timeout)
+        on_wait(True)
+        try:
+            return self._wait_for_loan(n, timeout)
+        finally:
+            on_wait(False)
+
+    def _wait_for_loan(self, n: int, timeout: float) -> Loan:
         deadline = time.monotonic() + timeout
         next_request = 0.0  # request now
         backoff = 0.0

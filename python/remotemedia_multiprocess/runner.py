@@ -95,6 +95,7 @@ _STATUS_IDLE = 1.0
 
 _STATUS_PROCESSING = ToExecutorStatus(type="status", state="processing")
 _STATUS_READY = ToExecutorStatus(type="status", state="ready")
+_STATUS_WAITING = ToExecutorStatus(type="status", state="waiting")
 
 _EXIT_BOUND = 1.8
 """After the control socket's end of file, exit within this many seconds
@@ -416,6 +417,8 @@ class _Runner:
         self._state: memoryview | None = None
         self._lost_reported: list[int] = []
         self._out_slot: dict[str, int] = {}
+        # The state slot of the input being handled (see _emit).
+        self._current_slot = -1
         # The running initialize(), cancelled by a stop request (read by the
         # control thread: a close during start-up must not wait for the load).
         self._init_task: asyncio.Task[None] | None = None
@@ -425,6 +428,7 @@ class _Runner:
         self._status_armed = False
         self._last_status = -_STATUS_INTERVAL
         self._busy = False
+        self._waiting = False
         self._calls = 0
         self._call_started = 0.0
         self._status_kick = threading.Event()
@@ -539,6 +543,7 @@ class _Runner:
                     f"(outputs: {', '.join(self.node_cls.outputs) or 'none'})"
                 )
             self.publishers[port] = channel(name).publisher(max_payload=spec.max_payload_bytes)
+            self.publishers[port].on_wait = self._waiting_for_reader
         self._open_state()
 
     def _open_state(self) -> None:
@@ -713,6 +718,7 @@ class _Runner:
                 if rd is None:
                     continue
                 got = True
+                self._current_slot = index
                 self._handle(port, rd)
                 self._finished(index, sub)
             if got:
@@ -761,6 +767,23 @@ class _Runner:
                 self._status_open = False
                 self.send(_STATUS_READY)
 
+    def _waiting_for_reader(self, waiting: bool) -> None:
+        """A publish of the current call waits for a reader (backpressure):
+        the executor's process() timer stops while it waits (``waiting``),
+        and the call's own time starts again when the wait ends."""
+        with self._status_lock:
+            self._waiting = waiting
+            if not self._busy:
+                return
+            if waiting:
+                if self._status_open:
+                    self.send(_STATUS_WAITING)
+            else:
+                self._call_started = time.monotonic()
+                if self._status_open:
+                    self._last_status = self._call_started
+                    self.send(_STATUS_PROCESSING)
+
     def _status_loop(self) -> None:
         """The status thread: asleep (no CPU) until a call starts after an
         idle second; then it looks every ``_STATUS_AFTER`` at most, without
@@ -782,7 +805,7 @@ class _Runner:
                         break
                     # A call already shown needs no look until it ends.
                     wake = now + (_STATUS_INTERVAL if self._status_open else _STATUS_AFTER)
-                    if self._busy and not self._status_open:
+                    if self._busy and not self._status_open and not self._waiting:
                         due = max(
                             self._call_started + _STATUS_AFTER,
                             self._last_status + _STATUS_INTERVAL,
@@ -870,7 +893,7 @@ class _Runner:
         if value is None:
             return
         if isinstance(value, RuntimeData):
-            self._emit(self._default_port(), value)
+            self._emit(self._default_port(), value, last=True)
         elif isinstance(value, Mapping):
             for port, data in value.items():
                 if data is not None:
@@ -908,7 +931,7 @@ class _Runner:
             self._allocated.append(out)
         return out
 
-    def _emit(self, port: str, data: RuntimeData) -> None:
+    def _emit(self, port: str, data: RuntimeData, last: bool = False) -> None:
         self._check_output(port)
         if not isinstance(data, RuntimeData):
             raise TypeError(f"output on {port!r} is {type(data).__name__}, not RuntimeData")
@@ -921,8 +944,14 @@ class _Runner:
             data.session_id = sid if any(sid) else self.session_id or data.session_id
         with self.publish_lock:
             publisher.publish(data, timeout=self.spec.publish_timeout_secs)
-            if self._state is not None:
-                self._state[self._out_slot[port]] = publisher.delivery
+            state = self._state
+            if state is not None:
+                state[self._out_slot[port]] = publisher.delivery
+                if last and self._current_slot >= 0:
+                    # The input's only output is out: it is finished now, not
+                    # after the call's bookkeeping (a crash in between would
+                    # count as lost a message that was delivered).
+                    state[self._current_slot] = self.subscribers[self._current_slot][1].delivery
         self.sent += 1
         self.bytes_out += data.nbytes
 
