@@ -15,6 +15,7 @@ import {
 import { isolationEnv, leftovers } from "../data/isolation.ts";
 import {
   binary,
+  encode,
   text,
   video,
   type VideoData,
@@ -138,6 +139,39 @@ Deno.test("a corrupt header is a WireFormatError and the subscriber keeps workin
   assertEquals((e as WireFormatError).reason, "bad_magic");
   using good = await sub.receive({ timeoutMs: 2000 });
   assertEquals((good!.data as { text: string }).text, "after");
+});
+
+Deno.test("every RuntimeData sent carries the port's delivery counter; a subscriber counts its gaps as lost", async () => {
+  await using ctx = await ChannelContext.create();
+  const channel = ctx.channel("gaps");
+  using sub = channel.subscriber();
+  using pub = channel.publisher();
+  const counters: number[] = [];
+  const receive = async () => {
+    using s = await sub.receive({ timeoutMs: 2000 });
+    assert(s !== null);
+    counters.push(
+      new DataView(s.bytes.buffer, s.bytes.byteOffset).getUint32(12, true),
+    );
+  };
+  await pub.publish(text("a"));
+  await receive();
+  await pub.publish(text("b"));
+  await receive();
+  assertEquals(counters, [1, 2]);
+  assertEquals(sub.stats.lost, 0);
+  // A raw message claiming counter 7 (a publisher whose 3..6 this reader
+  // missed), then one that went back (a publisher that started over) and a
+  // raw one without a counter: only the jump is a loss.
+  for (const delivery of [7, 1, 0]) {
+    const bytes = encode(text("raw"));
+    new DataView(bytes.buffer).setUint32(12, delivery, true);
+    pub.loan(bytes.length).set(bytes);
+    pub.send();
+    await receive();
+  }
+  assertEquals(counters, [1, 2, 7, 1, 0]);
+  assertEquals(sub.stats.lost, 4);
 });
 
 Deno.test("oversized loans, double loans and closed ports are named errors", async () => {
