@@ -41,6 +41,7 @@ import type { NodeTypeInfo, Pipeline } from "../pipeline/mod.ts";
 import { Session, type SessionOptions } from "./session.ts";
 import { Prewarm, type PrewarmOptions } from "./prewarm.ts";
 import { ForkServer } from "./fork_server.ts";
+import { nodeBaseEnv } from "./_node_env.ts";
 import {
   type CachedListing,
   interpreterIdentity,
@@ -504,6 +505,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
     const starting = ForkServer.start({
       executable,
       env: {
+        ...nodeBaseEnv(),
         ...env,
         PYTHONPATH: [...this.#pythonPath([]), readEnv("PYTHONPATH") ?? ""]
           .filter(Boolean).join(":"),
@@ -689,12 +691,15 @@ export class MultiprocessExecutor implements AsyncDisposable {
       output = await new Deno.Command(executable, {
         args,
         env: {
+          ...nodeBaseEnv(),
           ...this.config.python.env,
           PYTHONPATH: [
             ...this.#pythonPath(modulePaths),
             readEnv("PYTHONPATH") ?? "",
           ].filter(Boolean).join(":"),
         },
+        // The node modules' import runs here: the environment of a node.
+        clearEnv: true,
         stdin: "null",
         signal: AbortSignal.timeout(30_000),
       }).output();

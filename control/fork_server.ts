@@ -112,6 +112,8 @@ export class ForkServer {
       child = new Deno.Command(options.executable, {
         args: ["-m", "remotemedia_multiprocess._forkserver"],
         env: { ...options.env, PYTHONUNBUFFERED: "1" },
+        // Only the given environment (control/_node_env.ts), not this program's.
+        clearEnv: true,
         stdin: "piped",
         stdout: "piped",
         // Its own few lines (an import failure) go to this program's stderr.

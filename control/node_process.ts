@@ -256,6 +256,8 @@ export function spawnNodeProcess(options: NodeProcessOptions): NodeProcess {
     child = new Deno.Command(options.executable, {
       args: options.args,
       env: options.env,
+      // Only the given environment (control/_node_env.ts), not this program's.
+      clearEnv: true,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

@@ -40,6 +40,7 @@ import {
 } from "./node_process.ts";
 import type { RuntimeData } from "../data/runtime_data/mod.ts";
 import { type ForkServer, LogSink } from "./fork_server.ts";
+import { nodeBaseEnv } from "./_node_env.ts";
 
 /** The state of one node. */
 export type NodeState =
@@ -377,6 +378,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       this.#openChannels();
       const specs = this.#writeSpecs();
       const env = {
+        ...nodeBaseEnv(),
         ...this.#config.python.env,
         ...isolationEnv(this.#context.isolation),
         PYTHONUNBUFFERED: "1",
@@ -395,7 +397,6 @@ export class Session extends EventTarget implements AsyncDisposable {
       let forked: Map<string, NodeProcess> | undefined;
       if (server) {
         const logs = this.#logs = LogSink.listen(`${root}logs.sock`);
-        const fullEnv = { ...environment(), ...env };
         // The server is the default interpreter: a node of another Python
         // environment is spawned with its own interpreter below.
         const entries = [...specs].filter(([id]) =>
@@ -404,7 +405,7 @@ export class Session extends EventTarget implements AsyncDisposable {
         );
         const handles = await Promise.allSettled(
           entries.map(([, specPath]) =>
-            server.spawn({ args: ["--spec", specPath], env: fullEnv, logs })
+            server.spawn({ args: ["--spec", specPath], env, logs })
           ),
         );
         forked = new Map();
@@ -1122,15 +1123,6 @@ export class Session extends EventTarget implements AsyncDisposable {
   /** Same as {@linkcode Session.close}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-}
-
-/** This program's environment, or nothing without `--allow-env`. */
-function environment(): Record<string, string> {
-  try {
-    return Deno.env.toObject();
-  } catch {
-    return {};
   }
 }
 
