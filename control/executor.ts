@@ -336,7 +336,7 @@ function checkExists(path: string, what: string, missing: string): void {
       new ProcessSpawnError(
         cause instanceof Deno.errors.NotFound
           ? missing
-          : `cannot check ${what} ${path}: ${(cause as Error).message}`,
+          : `Cannot check ${what} ${path}: ${(cause as Error).message}`,
         { path, cause },
       );
   }
@@ -484,7 +484,9 @@ export class MultiprocessExecutor implements AsyncDisposable {
       checkExists(
         executable,
         "the Python executable",
-        `the Python executable ${executable}${of} does not exist`,
+        `The Python executable ${executable}${of} does not exist: point ${
+          env === undefined ? "python.executable" : `python.envs.${env}`
+        } at an installed interpreter`,
       );
     }
   }
