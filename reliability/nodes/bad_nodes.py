@@ -23,7 +23,8 @@ class BadEcho(MultiprocessNode):
 
 @register_node("bad_wrong_type")
 class BadWrongType(MultiprocessNode):
-    """Returns config["what"] instead of RuntimeData: a dict, a str or an int."""
+    """Returns config["what"] instead of RuntimeData: a dict of an unknown port
+        ("dict"), a dict of the right port with an int ("dict_port"), a str or an int."""
 
     def process(self, data: RuntimeData) -> object:
         what = self.config.get("what", "dict")
@@ -31,6 +32,8 @@ class BadWrongType(MultiprocessNode):
             return "not runtime data"
         if what == "int":
             return 42
+        if what == "dict_port":
+            return {"out": 42}
         return {"text": data.text}
 
 
