@@ -16,7 +16,7 @@ import type { ProcessHandle } from "./node_process.ts";
 export interface ForkServerOptions {
   /** The Python executable. */
   executable: string;
-  /** The server's environment (over this program's). */
+  /** The server's whole environment (nothing of this program's is added). */
   env: Record<string, string>;
   /**
    * How long the server may take to import the SDK.
