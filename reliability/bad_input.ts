@@ -463,6 +463,7 @@ const CASES: Case[] = [
         ctx.problems.push(`only ${bytes} of ${mib} MiB reported`);
       }
       if (growth > 150) ctx.problems.push(`Deno RSS grew ${growth} MiB`);
+      floodGrowth = Math.max(floodGrowth, growth);
       return new FloodReport(
         `Reported ${lines} ${stream} lines, longest ${longest} B, ${continued} continued, Deno RSS +${
           growth.toFixed(0)
@@ -716,6 +717,9 @@ const CASES: Case[] = [
   },
 ];
 
+/** The largest Deno RSS growth over a flood case, MiB. */
+let floodGrowth = 0;
+
 const FIX = new URL("./fixtures/bad_input/", import.meta.url).pathname;
 const MAX_PAYLOAD = 1 << 20;
 
@@ -915,7 +919,11 @@ export const scenario: Scenario = async (options) => {
     shm_left: left.length,
     rss_growth_mb: null,
     failures,
-    extra: { bystander_sent: bystander.sent, bystander_lost: lost },
+    extra: {
+      bystander_sent: bystander.sent,
+      bystander_lost: lost,
+      flood_rss_growth_mb: Number(floodGrowth.toFixed(1)),
+    },
   };
   return [row];
 };
