@@ -374,6 +374,21 @@ const CASES: Case[] = [
     },
   },
   {
+    name: "initialize() awaits forever",
+    make: (ctx) =>
+      ctx.open(single("init_hangs"), {
+        modules: ["exec_nodes"],
+        modulePaths: [`${ctx.root}tests/nodes`],
+        printLogs: false,
+        ex: ctx.quick(),
+      }),
+    expect: {
+      error: NodeInitError,
+      message: /"n".*within 3 s/,
+      fields: { nodeId: "n", timedOut: true },
+    },
+  },
+  {
     name: "initialize() never finishes (busy)",
     make: (ctx) =>
       ctx.open(single("bad_init_spin"), { ...nodesOf(ctx), ex: ctx.quick() }),

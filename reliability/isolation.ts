@@ -288,6 +288,32 @@ export const scenario: Scenario = async (options) => {
       },
     ],
     [
+      "an inherited PYTHONPATH cannot shadow a configured node module",
+      async () => {
+        // The program's PYTHONPATH is passed on (README, permissions), but
+        // after the configured folders: its bad_nodes.py must not win.
+        const shadow = `${tmp}/shadow`;
+        await Deno.mkdir(shadow, { recursive: true });
+        await Deno.writeTextFile(
+          `${shadow}/bad_nodes.py`,
+          'raise RuntimeError("the shadow module was imported")\n',
+        );
+        const before = Deno.env.get("PYTHONPATH");
+        Deno.env.set("PYTHONPATH", shadow);
+        try {
+          const r = await report(open, "bad_nodes");
+          const mine = r.path.indexOf(`${root}reliability/nodes`);
+          const theirs = r.path.indexOf(shadow);
+          return mine >= 0 && (theirs < 0 || mine < theirs)
+            ? null
+            : `sys.path ${r.path}`;
+        } finally {
+          if (before === undefined) Deno.env.delete("PYTHONPATH");
+          else Deno.env.set("PYTHONPATH", before);
+        }
+      },
+    ],
+    [
       "modules: a module only in the working folder is NodeModuleError (not found)",
       async () => {
         const before = Deno.cwd();
