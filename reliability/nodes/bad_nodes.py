@@ -24,7 +24,7 @@ class BadEcho(MultiprocessNode):
 @register_node("bad_wrong_type")
 class BadWrongType(MultiprocessNode):
     """Returns config["what"] instead of RuntimeData: a dict of an unknown port
-        ("dict"), a dict of the right port with an int ("dict_port"), a str or an int."""
+    ("dict"), a dict of the right port with an int ("dict_port"), a str or an int."""
 
     def process(self, data: RuntimeData) -> object:
         what = self.config.get("what", "dict")
@@ -43,7 +43,7 @@ class BadInitSpin(MultiprocessNode):
 
     async def initialize(self) -> None:
         while True:
-            time.sleep(0.05)
+            time.sleep(0.05)  # noqa: ASYNC251 - blocking on purpose: a busy loader
 
 
 @register_node("bad_flood")
@@ -52,7 +52,11 @@ class BadFlood(MultiprocessNode):
     only when config["newlines"] is set, then echoes the input."""
 
     def process(self, data: RuntimeData) -> RuntimeData:
-        stream = sys.stdout if self.config.get("stream", "stdout") == "stdout" else sys.stderr
+        stream = (
+            sys.stdout
+            if self.config.get("stream", "stdout") == "stdout"
+            else sys.stderr
+        )
         block = "x" * 65536
         if self.config.get("newlines"):
             block = ("y" * 99 + "\n") * 655
@@ -87,5 +91,12 @@ class EnvReport(MultiprocessNode):
             except ImportError:
                 imports[name] = False
         return RuntimeData.text(
-            json.dumps({"environ": dict(os.environ), "path": sys.path, "cwd": os.getcwd(), "imports": imports})
+            json.dumps(
+                {
+                    "environ": dict(os.environ),
+                    "path": sys.path,
+                    "cwd": os.getcwd(),
+                    "imports": imports,
+                }
+            )
         )
