@@ -198,7 +198,15 @@ const CASES: Case[] = [
   // ---- pipeline files
   {
     name: "pipeline JSON cut short",
-    make: () => Pipeline.load(`${FIX}truncated.json`),
+    // Written here: a malformed .json in the tree would fail `deno fmt --check`.
+    make: async (ctx) => {
+      const path = `${ctx.tmp}/truncated.json`;
+      await Deno.writeTextFile(
+        path,
+        '{"version": 1, "nodes": [{"id": "n", "type": "bad_echo"}\n',
+      );
+      return await Pipeline.load(path);
+    },
     expect: {
       error: PipelineValidationError,
       message: /^\$: invalid JSON/,
