@@ -3,8 +3,9 @@
  * node code only from the configured folders; a session's files are
  * owner-only. Each against real runners, forked and spawned.
  */
-import { assert, assertEquals } from "./support/assert.ts";
-import { executor, root } from "./support/sessions.ts";
+import { assert, assertEquals, assertRejects } from "./support/assert.ts";
+import { executor, root, single } from "./support/sessions.ts";
+import { NodeModuleError } from "../errors.ts";
 import { Pipeline } from "../pipeline/mod.ts";
 import { text, type TextData } from "../data/runtime_data/mod.ts";
 
@@ -100,5 +101,33 @@ Deno.test("a session's root, lock file and shared memory are owner-only", async 
   for (const f of files) {
     const mode = Deno.statSync(f).mode! & 0o777;
     assertEquals(mode & 0o077, 0, `${f} has mode ${mode.toString(8)}`);
+  }
+});
+
+Deno.test("a module only in the working folder is not found by the type listing either", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "rmp_env_" });
+  await Deno.writeTextFile(`${cwd}/rmp_cwd_only_mod.py`, "X = 1\n");
+  const before = Deno.cwd();
+  Deno.chdir(cwd);
+  try {
+    await using ex = executor({ typeCacheDir: false });
+    const e = await assertRejects(
+      () =>
+        ex.createSession(single("bad_echo"), {
+          modules: ["bad_nodes", "rmp_cwd_only_mod"],
+          modulePaths: [`${root}reliability/nodes`],
+          printLogs: false,
+        }),
+      NodeModuleError,
+      'Cannot import node module "rmp_cwd_only_mod"',
+    );
+    assert(
+      (e as NodeModuleError).failures.some((f) =>
+        f.module === "rmp_cwd_only_mod" && f.notFound
+      ),
+    );
+  } finally {
+    Deno.chdir(before);
+    await Deno.remove(cwd, { recursive: true });
   }
 });
