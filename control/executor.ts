@@ -41,6 +41,7 @@ import type { NodeTypeInfo, Pipeline } from "../pipeline/mod.ts";
 import { Session, type SessionOptions } from "./session.ts";
 import { Prewarm, type PrewarmOptions } from "./prewarm.ts";
 import { ForkServer } from "./fork_server.ts";
+import { nodeBaseEnv } from "./_node_env.ts";
 import {
   type CachedListing,
   interpreterIdentity,
@@ -335,7 +336,7 @@ function checkExists(path: string, what: string, missing: string): void {
       new ProcessSpawnError(
         cause instanceof Deno.errors.NotFound
           ? missing
-          : `cannot check ${what} ${path}: ${(cause as Error).message}`,
+          : `Cannot check ${what} ${path}: ${(cause as Error).message}`,
         { path, cause },
       );
   }
@@ -483,7 +484,9 @@ export class MultiprocessExecutor implements AsyncDisposable {
       checkExists(
         executable,
         "the Python executable",
-        `the Python executable ${executable}${of} does not exist`,
+        `The Python executable ${executable}${of} does not exist: point ${
+          env === undefined ? "python.executable" : `python.envs.${env}`
+        } at an installed interpreter`,
       );
     }
   }
@@ -504,6 +507,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
     const starting = ForkServer.start({
       executable,
       env: {
+        ...nodeBaseEnv(),
         ...env,
         PYTHONPATH: [...this.#pythonPath([]), readEnv("PYTHONPATH") ?? ""]
           .filter(Boolean).join(":"),
@@ -689,12 +693,15 @@ export class MultiprocessExecutor implements AsyncDisposable {
       output = await new Deno.Command(executable, {
         args,
         env: {
+          ...nodeBaseEnv(),
           ...this.config.python.env,
           PYTHONPATH: [
             ...this.#pythonPath(modulePaths),
             readEnv("PYTHONPATH") ?? "",
           ].filter(Boolean).join(":"),
         },
+        // The node modules' import runs here: the environment of a node.
+        clearEnv: true,
         stdin: "null",
         signal: AbortSignal.timeout(30_000),
       }).output();

@@ -16,7 +16,7 @@ import type { ProcessHandle } from "./node_process.ts";
 export interface ForkServerOptions {
   /** The Python executable. */
   executable: string;
-  /** The server's environment (over this program's). */
+  /** The server's whole environment (nothing of this program's is added). */
   env: Record<string, string>;
   /**
    * How long the server may take to import the SDK.
@@ -112,6 +112,8 @@ export class ForkServer {
       child = new Deno.Command(options.executable, {
         args: ["-m", "remotemedia_multiprocess._forkserver"],
         env: { ...options.env, PYTHONUNBUFFERED: "1" },
+        // Only the given environment (control/_node_env.ts), not this program's.
+        clearEnv: true,
         stdin: "piped",
         stdout: "piped",
         // Its own few lines (an import failure) go to this program's stderr.

@@ -16,7 +16,8 @@ export interface NodeProcessOptions {
   executable: string;
   /** Arguments after the executable. */
   args: string[];
-  /** Extra environment variables. */
+  /** The process's whole environment (nothing of this program's is added);
+   * when absent, it inherits this program's. */
   env?: Record<string, string>;
   /**
    * Called with every line the process prints (without its newline). A line
@@ -256,6 +257,8 @@ export function spawnNodeProcess(options: NodeProcessOptions): NodeProcess {
     child = new Deno.Command(options.executable, {
       args: options.args,
       env: options.env,
+      // Only the given environment (control/_node_env.ts), not this program's.
+      clearEnv: options.env !== undefined,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

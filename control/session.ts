@@ -45,6 +45,7 @@ import {
 } from "./node_process.ts";
 import type { RuntimeData } from "../data/runtime_data/mod.ts";
 import { type ForkServer, LogSink } from "./fork_server.ts";
+import { nodeBaseEnv } from "./_node_env.ts";
 
 /** The state of one node. */
 export type NodeState =
@@ -468,6 +469,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       this.#openChannels();
       const specs = this.#writeSpecs();
       this.#spawnEnv = {
+        ...nodeBaseEnv(),
         ...this.#config.python.env,
         ...isolationEnv(this.#context.isolation),
         PYTHONUNBUFFERED: "1",
@@ -541,7 +543,7 @@ export class Session extends EventTarget implements AsyncDisposable {
     );
     const handle = await server.spawn({
       args: ["--spec", specPath],
-      env: { ...environment(), ...this.#spawnEnv },
+      env: this.#spawnEnv,
       logs,
     });
     return NodeProcess.fromHandle(
@@ -1478,15 +1480,6 @@ export class Session extends EventTarget implements AsyncDisposable {
   /** Same as {@linkcode Session.close}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-}
-
-/** This program's environment, or nothing without `--allow-env`. */
-function environment(): Record<string, string> {
-  try {
-    return Deno.env.toObject();
-  } catch {
-    return {};
   }
 }
 

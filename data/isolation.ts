@@ -168,7 +168,13 @@ export function newIsolation(): LockedIsolation {
     let file: Deno.FsFile;
     try {
       Deno.mkdirSync(ISOLATION_BASE, { recursive: true });
-      file = Deno.openSync(path, { read: true, write: true, createNew: true });
+      // Owner-only: another user must not take or read the session's lock.
+      file = Deno.openSync(path, {
+        read: true,
+        write: true,
+        createNew: true,
+        mode: 0o600,
+      });
     } catch (e) {
       lastError = e;
       if (e instanceof Deno.errors.AlreadyExists) continue;
@@ -182,7 +188,9 @@ export function newIsolation(): LockedIsolation {
     }
     const lock = new IsolationLock(path, file);
     try {
-      Deno.mkdirSync(root, { recursive: true });
+      // Owner-only: the root holds the control socket, the runner specs and
+      // iceoryx2's service files, none of them for another user.
+      Deno.mkdirSync(root, { recursive: true, mode: 0o700 });
     } catch (e) {
       lock.release();
       removeIsolation({ prefix, root });
@@ -496,4 +504,31 @@ export function isolationEnv(isolation: Isolation): Record<string, string> {
     [ISOLATION_ENV_PREFIX]: isolation.prefix,
     [ISOLATION_ENV_ROOT]: isolation.root,
   };
+}
+
+/**
+ * Makes iceoryx2's global management segment of `isolation`
+ * (`/dev/shm/<prefix>*.global_mgmt`) owner-only. iceoryx2 creates it
+ * readable and writable by everyone (for domains shared between users); a
+ * session's domain is one user's, so nobody else may touch its node counter.
+ * Without the permission to list /dev/shm it does nothing.
+ *
+ * @param isolation The isolation whose segment to restrict.
+ *
+ * @example
+ * ```ts ignore
+ * restrictGlobalSegment(ctx.isolation);
+ * ```
+ */
+export function restrictGlobalSegment(isolation: Isolation): void {
+  try {
+    for (const entry of Deno.readDirSync(SHM_DIR)) {
+      if (
+        entry.name.startsWith(isolation.prefix) &&
+        entry.name.endsWith(".global_mgmt")
+      ) {
+        Deno.chmodSync(`${SHM_DIR}/${entry.name}`, 0o600);
+      }
+    }
+  } catch { /* not listable (no -A) or gone: nothing to restrict */ }
 }

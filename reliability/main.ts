@@ -14,6 +14,8 @@ import type { Scenario, ScenarioOptions, ScenarioResult } from "./_scenario.ts";
 /** Scenario name -> its module, in the order they run. */
 const SCENARIOS: Array<[string, () => Promise<{ scenario: Scenario }>]> = [
   ["crash_restart", () => import("./restart.ts")],
+  ["bad_input", () => import("./bad_input.ts")],
+  ["isolation", () => import("./isolation.ts")],
 ];
 
 const args = Deno.args;

@@ -13,6 +13,7 @@ import {
   type IsolationLock,
   newIsolation,
   removeIsolation,
+  restrictGlobalSegment,
   sweepStaleIsolations,
 } from "../isolation.ts";
 import { checkCode, nativeLibrary, type NativeSymbols } from "../native.ts";
@@ -130,6 +131,8 @@ export class ChannelContext implements AsyncDisposable {
         "creating the iceoryx2 node",
       );
       const node = Deno.UnsafePointer.create(out[0]) as Pointer;
+      // The node made the domain's world-writable counter segment.
+      restrictGlobalSegment(isolation);
       const socketPath = `${isolation.root}doorbell-${Deno.pid}-${
         crypto.randomUUID().slice(0, 8)
       }.sock`;

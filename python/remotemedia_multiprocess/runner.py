@@ -712,7 +712,7 @@ class _Runner:
                     rd = sub.try_receive()
                 except WireFormatError as e:
                     # Not a valid message (already released): report, go on.
-                    self._send_process_error(e, f"invalid message on input {port!r}: ")
+                    self._send_process_error(e, f"Invalid message on input {port!r}: ")
                     got = True
                     continue
                 if rd is None:
