@@ -14,6 +14,7 @@ import type { Scenario, ScenarioOptions, ScenarioResult } from "./_scenario.ts";
 /** Scenario name -> its module, in the order they run. */
 const SCENARIOS: Array<[string, () => Promise<{ scenario: Scenario }>]> = [
   ["load", () => import("./load.ts")],
+  ["backpressure", () => import("./backpressure.ts")],
 ];
 
 const args = Deno.args;
