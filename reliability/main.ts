@@ -15,6 +15,7 @@ import type { Scenario, ScenarioOptions, ScenarioResult } from "./_scenario.ts";
 const SCENARIOS: Array<[string, () => Promise<{ scenario: Scenario }>]> = [
   ["load", () => import("./load.ts")],
   ["backpressure", () => import("./backpressure.ts")],
+  ["soak", () => import("./soak.ts")],
 ];
 
 const args = Deno.args;
