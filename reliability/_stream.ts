@@ -309,24 +309,60 @@ export function rmpEntries(prefixes?: Iterable<string>): number {
   return n;
 }
 
-/** A 10 ms `setInterval` that records how late each tick was; `stop()`
- * returns the worst lateness, ms. */
-export function timerProbe(periodMs = 10): {
-  stop: () => { worstMs: number; ticks: number };
-} {
+/** The main thread's time on a CPU and waiting for one (run queue), ms,
+ * from /proc (zeros where it is unreadable). */
+function schedstat(): { cpuMs: number; runqueueMs: number } {
+  try {
+    const [cpu, wait] = Deno.readTextFileSync(
+      `/proc/${Deno.pid}/task/${Deno.pid}/schedstat`,
+    ).split(" ").map(Number);
+    return { cpuMs: cpu / 1e6, runqueueMs: wait / 1e6 };
+  } catch {
+    return { cpuMs: 0, runqueueMs: 0 };
+  }
+}
+
+/** What a {@linkcode timerProbe} measured. */
+export interface TimerReport {
+  /** The worst lateness of a tick, ms. */
+  worstMs: number;
+  /** Ticks seen. */
+  ticks: number;
+  /** During the worst gap: the main thread's CPU time (a busy event loop)
+   * and its run-queue wait (a machine with no CPU to spare), ms. */
+  worstCpuMs: number;
+  worstRunqueueMs: number;
+}
+
+/** A `periodMs` `setInterval` that records how late each tick was, and
+ * for the worst gap whether the main thread was running (busy event loop)
+ * or waiting for a CPU; `stop()` returns the report. */
+export function timerProbe(periodMs = 10): { stop: () => TimerReport } {
   let last = performance.now();
-  let worst = 0;
-  let ticks = 0;
+  let lastSched = schedstat();
+  const report: TimerReport = {
+    worstMs: 0,
+    ticks: 0,
+    worstCpuMs: 0,
+    worstRunqueueMs: 0,
+  };
   const id = setInterval(() => {
     const now = performance.now();
-    worst = Math.max(worst, now - last - periodMs);
+    const sched = schedstat();
+    const late = now - last - periodMs;
+    if (late > report.worstMs) {
+      report.worstMs = late;
+      report.worstCpuMs = sched.cpuMs - lastSched.cpuMs;
+      report.worstRunqueueMs = sched.runqueueMs - lastSched.runqueueMs;
+    }
     last = now;
-    ticks++;
+    lastSched = sched;
+    report.ticks++;
   }, periodMs);
   return {
     stop: () => {
       clearInterval(id);
-      return { worstMs: Math.max(0, worst), ticks };
+      return { ...report };
     },
   };
 }

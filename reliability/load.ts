@@ -162,6 +162,8 @@ async function runRow(
       seconds_under_load: Number(seconds.toFixed(1)),
       messages_per_s_under_load: Math.round(count * messages / seconds),
       timer_worst_late_ms: Number(timers.worstMs.toFixed(1)),
+      timer_worst_gap_cpu_ms: Number(timers.worstCpuMs.toFixed(1)),
+      timer_worst_gap_runqueue_ms: Number(timers.worstRunqueueMs.toFixed(1)),
     },
   };
 }
