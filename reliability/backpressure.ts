@@ -78,6 +78,8 @@ export const scenario: Scenario = async (options) => {
     await using executor = loadExecutor(options.python, {
       channelCapacity: CAPACITY,
     });
+    // Throughout: session start and close included.
+    const probe = timerProbe();
     await using session = await executor.createSession(
       chain(["load_slow"], { sleep_ms: SLEEP_MS }),
       { ...loadModules(options.root), onError: heard.onError },
@@ -104,7 +106,6 @@ export const scenario: Scenario = async (options) => {
         await new Promise((r) => setTimeout(r, 250));
       }
     })();
-    const probe = timerProbe();
     const started = performance.now();
     const { problems } = await streamOnce(
       session,
@@ -114,7 +115,6 @@ export const scenario: Scenario = async (options) => {
       WAIT_MS,
     );
     seconds = (performance.now() - started) / 1000;
-    timers = probe.stop();
     clearInterval(sampler);
     sampling = false;
     await occupancy;
@@ -122,6 +122,8 @@ export const scenario: Scenario = async (options) => {
     if (session.failure) {
       failures.push(`the session failed: ${session.failure.message}`);
     }
+    await session.close();
+    timers = probe.stop();
   }
   if (peak > bound()) {
     failures.push(
