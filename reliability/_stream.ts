@@ -332,6 +332,9 @@ export interface TimerReport {
    * and its run-queue wait (a machine with no CPU to spare), ms. */
   worstCpuMs: number;
   worstRunqueueMs: number;
+  /** The worst lateness less the run-queue wait in that gap: time the
+   * event loop was blocked or busy (not the machine's doing), ms. */
+  worstBlockedMs: number;
 }
 
 /** A `periodMs` `setInterval` that records how late each tick was, and
@@ -345,6 +348,7 @@ export function timerProbe(periodMs = 10): { stop: () => TimerReport } {
     ticks: 0,
     worstCpuMs: 0,
     worstRunqueueMs: 0,
+    worstBlockedMs: 0,
   };
   const id = setInterval(() => {
     const now = performance.now();
@@ -355,6 +359,10 @@ export function timerProbe(periodMs = 10): { stop: () => TimerReport } {
       report.worstCpuMs = sched.cpuMs - lastSched.cpuMs;
       report.worstRunqueueMs = sched.runqueueMs - lastSched.runqueueMs;
     }
+    report.worstBlockedMs = Math.max(
+      report.worstBlockedMs,
+      late - (sched.runqueueMs - lastSched.runqueueMs),
+    );
     last = now;
     lastSched = sched;
     report.ticks++;

@@ -72,6 +72,7 @@ export const scenario: Scenario = async (options) => {
     ticks: 0,
     worstCpuMs: 0,
     worstRunqueueMs: 0,
+    worstBlockedMs: 0,
   };
   const bound = () => CHANNELS * CAPACITY * nextPow2(MAX_SIZE + 128) + idle;
   {
@@ -174,6 +175,7 @@ export const scenario: Scenario = async (options) => {
       timer_ticks: timers.ticks,
       timer_worst_gap_cpu_ms: Number(timers.worstCpuMs.toFixed(1)),
       timer_worst_gap_runqueue_ms: Number(timers.worstRunqueueMs.toFixed(1)),
+      timer_worst_blocked_ms: Number(timers.worstBlockedMs.toFixed(1)),
     },
   };
   return [row];

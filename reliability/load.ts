@@ -164,6 +164,7 @@ async function runRow(
       timer_worst_late_ms: Number(timers.worstMs.toFixed(1)),
       timer_worst_gap_cpu_ms: Number(timers.worstCpuMs.toFixed(1)),
       timer_worst_gap_runqueue_ms: Number(timers.worstRunqueueMs.toFixed(1)),
+      timer_worst_blocked_ms: Number(timers.worstBlockedMs.toFixed(1)),
     },
   };
 }
