@@ -13,6 +13,11 @@
  * Deno timers on time: a 10 ms `setInterval` runs throughout and its worst
  * lateness (extra `timer_worst_late_ms`) must stay under 250 ms.
  *
+ * That the producer really waited shows in `input_peak_occupancy`, the input
+ * channel's fill from `session.stats()` (it must reach capacity - 1; it
+ * compares counters of two processes read at different instants, so it may
+ * exceed the capacity by what was sent during the stats round trip).
+ *
  * CI-sized: 10 000 messages, the node sleeping 2 ms each (~30 s under load).
  * Full: 50 000 messages.
  *
