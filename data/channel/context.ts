@@ -15,7 +15,7 @@ import {
   removeIsolation,
   sweepStaleIsolations,
 } from "../isolation.ts";
-import { checkCode, nativeLibrary, type NativeSymbols } from "../native.ts";
+import { checkCode, loadNativeLibrary, type NativeSymbols } from "../native.ts";
 import { encoder, type Pointer, ViewCache } from "./_shared.ts";
 import { Channel } from "./channel.ts";
 import type { ChannelContextOptions, ChannelOptions } from "./options.ts";
@@ -106,7 +106,7 @@ export class ChannelContext implements AsyncDisposable {
   static async create(
     options: ChannelContextOptions = {},
   ): Promise<ChannelContext> {
-    const lib = nativeLibrary();
+    const lib = await loadNativeLibrary();
     sweepStaleIsolations();
     // Made here: locked before any file of it exists. Given: held shared, so
     // no sweeper removes it while this context uses it.
