@@ -34,7 +34,7 @@ import {
   usedEnvs,
 } from "./_python_envs.ts";
 import { removeIsolation } from "../data/isolation.ts";
-import { nativeLibrary } from "../data/native.ts";
+import { loadNativeLibrary } from "../data/native.ts";
 import { PYTHON_PACKAGE } from "../data/_library_path.ts";
 import { checkoutPythonDir } from "../data/_checkout.ts";
 import type { NodeTypeInfo, Pipeline } from "../pipeline/mod.ts";
@@ -1029,7 +1029,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
     checkFullAccess();
     // Loads the library (once per program) from this executor's Python
     // environment unless RMP_ICEORYX2_LIB says otherwise.
-    nativeLibrary({ python: this.config.python.executable });
+    await loadNativeLibrary({ python: this.config.python.executable });
     const config = { ...this.config }; // its own: a signal shortens its grace
     const session = new Session(crypto.randomUUID().replaceAll("-", ""), {
       pipeline,

@@ -466,7 +466,7 @@ export class Session extends EventTarget implements AsyncDisposable {
           { inspect: () => this.#inspectReply() },
         );
       } catch { /* inspection is optional: the session runs without it */ }
-      this.#openChannels();
+      await this.#openChannels();
       const specs = this.#writeSpecs();
       this.#spawnEnv = {
         ...nodeBaseEnv(),
@@ -643,11 +643,12 @@ export class Session extends EventTarget implements AsyncDisposable {
     );
   }
 
-  #openChannels(): void {
+  /** Opens every channel off the event loop (creating one fsyncs files). */
+  async #openChannels(): Promise<void> {
     const capacity = this.#config.channelCapacity;
     const maxSubscribers = MAX_SUBSCRIBERS;
     for (const input of this.#pipeline.inputChannels()) {
-      const channel = this.#context.channel(input.name, {
+      const channel = await this.#context.openChannel(input.name, {
         capacity,
         maxSubscribers,
       });
@@ -661,7 +662,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       );
     }
     for (const ch of this.#pipeline.channels()) {
-      const channel = this.#context.channel(ch.name, {
+      const channel = await this.#context.openChannel(ch.name, {
         capacity,
         maxSubscribers,
       });

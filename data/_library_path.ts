@@ -79,60 +79,117 @@ function exists(path: string): boolean {
 function fromPython(python: string): LookupStep {
   const known = asked.get(python);
   if (known) return known;
-  let step: LookupStep;
-  let output: Deno.CommandOutput | undefined;
+  let output: Deno.CommandOutput;
   try {
-    output = new Deno.Command(python, {
-      args: ["-c", PROBE],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).outputSync();
+    output = probeCommand(python).outputSync();
   } catch (cause) {
-    if (cause instanceof Deno.errors.NotCapable) {
-      // Not cached: the program may be granted --allow-run later.
-      return {
-        step: "python",
-        reason: `${python} was not asked (no --allow-run for it)`,
-      };
-    }
-    step = {
+    return failedProbe(python, cause);
+  }
+  return probed(python, output);
+}
+
+/**
+ * Asks `python` (step 2) without blocking the event loop and caches the
+ * answer, so that a lookup right after finds it: the probe starts a Python
+ * interpreter, 100 ms and more on a busy machine, which the synchronous
+ * lookup spent blocking every timer and socket of the program.
+ *
+ * @param python The interpreter to ask.
+ * @returns When the answer is cached (or could not be, see `fromPython`).
+ *
+ * @example
+ * ```ts ignore
+ * import { askPython, findLibrary } from "./data/_library_path.ts";
+ * await askPython("python3");
+ * console.log(findLibrary({ python: "python3" }).path); // no process started
+ * ```
+ */
+export async function askPython(python: string): Promise<void> {
+  if (asked.has(python)) return;
+  let output: Deno.CommandOutput;
+  try {
+    output = await probeCommand(python).output();
+  } catch (cause) {
+    failedProbe(python, cause);
+    return;
+  }
+  if (!asked.has(python)) probed(python, output);
+}
+
+/**
+ * Runs the slow step of {@linkcode lookupLibrary} (asking Python) without
+ * blocking the event loop, when the lookup would run it: the lookup that
+ * follows then finds the answer cached.
+ *
+ * @param options The Python interpreter to ask.
+ * @returns When the lookup will not start a process.
+ */
+export async function prepareLookup(
+  options: FindLibraryOptions = {},
+): Promise<void> {
+  if (readEnv(LIBRARY_ENV)) return;
+  await askPython(options.python ?? checkoutPython() ?? "python3");
+}
+
+function probeCommand(python: string): Deno.Command {
+  return new Deno.Command(python, {
+    args: ["-c", PROBE],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/** The step when `python` could not be started (cached unless a permission is missing). */
+function failedProbe(python: string, cause: unknown): LookupStep {
+  if (cause instanceof Deno.errors.NotCapable) {
+    // Not cached: the program may be granted --allow-run later.
+    return {
       step: "python",
-      reason: `${python} cannot run (${
-        cause instanceof Deno.errors.NotFound
-          ? "not found"
-          : (cause as Error).message
-      }); set the Python executable (python.executable) to an interpreter that has the ${PYTHON_PACKAGE} package`,
+      reason: `${python} was not asked (no --allow-run for it)`,
     };
   }
-  if (output) {
-    const path = new TextDecoder().decode(output.stdout).trim();
-    if (output.code === 3) {
-      step = {
-        step: "python",
-        reason:
-          `the Python ${python} has no ${PYTHON_PACKAGE} package: install it with \`${python} -m pip install ${PYTHON_PACKAGE}\``,
-      };
-    } else if (!output.success) {
-      step = {
-        step: "python",
-        reason:
-          `asking the ${PYTHON_PACKAGE} package of ${python} failed (exit ${output.code}): ${
-            new TextDecoder().decode(output.stderr).trim().slice(-500)
-          }`,
-      };
-    } else if (path === "") {
-      step = {
-        step: "python",
-        reason:
-          `the ${PYTHON_PACKAGE} package of ${python} carries no native library (an editable or source install): reinstall it from a wheel with \`${python} -m pip install --force-reinstall ${PYTHON_PACKAGE}\``,
-      };
-    } else {
-      step = { step: "python", path };
-    }
+  const step: LookupStep = {
+    step: "python",
+    reason: `${python} cannot run (${
+      cause instanceof Deno.errors.NotFound
+        ? "not found"
+        : (cause as Error).message
+    }); set the Python executable (python.executable) to an interpreter that has the ${PYTHON_PACKAGE} package`,
+  };
+  asked.set(python, step);
+  return step;
+}
+
+/** The step from the probe's `output` (cached). */
+function probed(python: string, output: Deno.CommandOutput): LookupStep {
+  let step: LookupStep;
+  const path = new TextDecoder().decode(output.stdout).trim();
+  if (output.code === 3) {
+    step = {
+      step: "python",
+      reason:
+        `the Python ${python} has no ${PYTHON_PACKAGE} package: install it with \`${python} -m pip install ${PYTHON_PACKAGE}\``,
+    };
+  } else if (!output.success) {
+    step = {
+      step: "python",
+      reason:
+        `asking the ${PYTHON_PACKAGE} package of ${python} failed (exit ${output.code}): ${
+          new TextDecoder().decode(output.stderr).trim().slice(-500)
+        }`,
+    };
+  } else if (path === "") {
+    step = {
+      step: "python",
+      reason:
+        `the ${PYTHON_PACKAGE} package of ${python} carries no native library (an editable or source install): reinstall it from a wheel with \`${python} -m pip install --force-reinstall ${PYTHON_PACKAGE}\``,
+    };
+  } else {
+    step = { step: "python", path };
   }
-  asked.set(python, step!);
-  return step!;
+  asked.set(python, step);
+  return step;
 }
 
 /**

@@ -8,7 +8,12 @@
 import { ABI_VERSION } from "../protocol/contracts.ts";
 import { symbols } from "./symbols.ts";
 import { missingPermission, NativeLibraryError } from "../errors.ts";
-import { findLibrary, LIBRARY_ENV, PYTHON_PACKAGE } from "./_library_path.ts";
+import {
+  findLibrary,
+  LIBRARY_ENV,
+  prepareLookup,
+  PYTHON_PACKAGE,
+} from "./_library_path.ts";
 
 /** The loaded library's symbols. */
 export type NativeSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -57,6 +62,28 @@ export interface NativeLibraryOptions {
  */
 export function libraryPath(options: NativeLibraryOptions = {}): string {
   return loadedFrom ?? findLibrary(options).path;
+}
+
+/**
+ * {@linkcode nativeLibrary} without blocking the event loop while the
+ * lookup asks Python where the library is (a Python start, 100 ms and more
+ * on a busy machine; once per program).
+ *
+ * @param options The Python interpreter to ask.
+ * @returns The symbols.
+ * @throws The errors of {@linkcode nativeLibrary}.
+ *
+ * @example
+ * ```ts
+ * import { loadNativeLibrary } from "@remotemedia/multiprocess/native";
+ * console.log((await loadNativeLibrary()).rmp_abi_version()); // 1
+ * ```
+ */
+export async function loadNativeLibrary(
+  options: NativeLibraryOptions = {},
+): Promise<NativeSymbols> {
+  if (!library) await prepareLookup(options);
+  return nativeLibrary(options);
 }
 
 /**

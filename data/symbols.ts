@@ -47,6 +47,18 @@ export const symbols = {
     parameters: ["pointer", "buffer", "usize", "u64", "u64", "buffer"],
     result: "i32",
   },
+  /**
+   * The same function, run on a thread of Deno's pool: creating a service
+   * fsyncs its static config file (iceoryx2 0.10, under the root in /tmp),
+   * milliseconds each on a busy disk, which blocked the event loop for
+   * hundreds of ms when sessions started at once.
+   */
+  rmp_channel_open_or_create_nonblocking: {
+    name: "rmp_channel_open_or_create",
+    parameters: ["pointer", "buffer", "usize", "u64", "u64", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
   /** void rmp_channel_destroy(RmpChannel *channel) */
   rmp_channel_destroy: { parameters: ["pointer"], result: "void" },
   /** int32_t rmp_waker_create(const uint8_t *path, size_t path_len, RmpWaker **out) */

@@ -14,8 +14,11 @@ import type { Scenario, ScenarioOptions, ScenarioResult } from "./_scenario.ts";
 /** Scenario name -> its module, in the order they run. */
 const SCENARIOS: Array<[string, () => Promise<{ scenario: Scenario }>]> = [
   ["crash_restart", () => import("./restart.ts")],
+  ["load", () => import("./load.ts")],
+  ["backpressure", () => import("./backpressure.ts")],
   ["bad_input", () => import("./bad_input.ts")],
   ["isolation", () => import("./isolation.ts")],
+  ["soak", () => import("./soak.ts")],
 ];
 
 const args = Deno.args;

@@ -15,6 +15,7 @@ import {
 import { isolationEnv, leftovers } from "../data/isolation.ts";
 import {
   binary,
+  type BinaryData,
   encode,
   text,
   video,
@@ -388,4 +389,32 @@ Deno.test("a sample never released gives its chunk back when garbage-collected",
     heldAfterReleased: 0,
     last: 5,
   });
+});
+
+Deno.test("openChannel opens off the event loop a channel that carries data like channel()", async () => {
+  await using ctx = await ChannelContext.create();
+  const [a, b] = await Promise.all([
+    ctx.openChannel("async-a", { capacity: 4 }),
+    ctx.openChannel("async-b"),
+  ]);
+  assertEquals([a.name, b.name], ["async-a", "async-b"]);
+  using sub = a.subscriber();
+  using pub = a.publisher();
+  await pub.publish(binary(new Uint8Array([1, 2, 3])));
+  using sample = await sub.receive({ timeoutMs: 5000 });
+  assertEquals((sample?.data as BinaryData).data, new Uint8Array([1, 2, 3]));
+  await assertRejects(
+    () => ctx.openChannel("async-c", { capacity: 0 }),
+    RangeError,
+    "Invalid capacity 0",
+  );
+});
+
+Deno.test("a ChannelContext closed while openChannel is in flight waits for it, and the open fails with ChannelError", async () => {
+  const ctx = await ChannelContext.create();
+  const opening = ctx.openChannel("closing");
+  const closing = ctx.close();
+  await assertRejects(() => opening, ChannelError, "closed meanwhile");
+  await closing;
+  assertEquals(leftovers(ctx.isolation), []);
 });

@@ -16,7 +16,7 @@ import {
   restrictGlobalSegment,
   sweepStaleIsolations,
 } from "../isolation.ts";
-import { checkCode, nativeLibrary, type NativeSymbols } from "../native.ts";
+import { checkCode, loadNativeLibrary, type NativeSymbols } from "../native.ts";
 import { encoder, type Pointer, ViewCache } from "./_shared.ts";
 import { Channel } from "./channel.ts";
 import type { ChannelContextOptions, ChannelOptions } from "./options.ts";
@@ -51,6 +51,8 @@ export class ChannelContext implements AsyncDisposable {
   readonly #removeOnClose: boolean;
   readonly #held: IsolationLock | null;
   readonly #channels = new Set<Channel>();
+  /** Opens in flight ({@linkcode ChannelContext.openChannel}), settled never rejecting. */
+  readonly #opening = new Set<Promise<void>>();
   #waiters: Array<() => void> = [];
   #closed = false;
   #pump: Promise<void>;
@@ -105,7 +107,7 @@ export class ChannelContext implements AsyncDisposable {
   static async create(
     options: ChannelContextOptions = {},
   ): Promise<ChannelContext> {
-    const lib = nativeLibrary();
+    const lib = await loadNativeLibrary();
     sweepStaleIsolations();
     // Made here: locked before any file of it exists. Given: held shared, so
     // no sweeper removes it while this context uses it.
@@ -293,20 +295,7 @@ export class ChannelContext implements AsyncDisposable {
    */
   channel(name: string, options: ChannelOptions = {}): Channel {
     this.#assertOpen();
-    const capacity = options.capacity ?? 8;
-    const maxSubscribers = options.maxSubscribers ?? 8;
-    if (!Number.isInteger(capacity) || capacity < 1) {
-      throw new RangeError(
-        `Invalid capacity ${capacity}: it must be a positive integer`,
-      );
-    }
-    if (!Number.isInteger(maxSubscribers) || maxSubscribers < 1) {
-      throw new RangeError(
-        `Invalid maxSubscribers ${maxSubscribers}: it must be a positive integer`,
-      );
-    }
-    if (!name) throw new TypeError("Cannot open a channel: the name is empty");
-    const bytes = encoder.encode(name);
+    const { capacity, bytes, maxSubscribers } = channelArgs(name, options);
     checkCode(
       this.#lib.rmp_channel_open_or_create(
         this.#node,
@@ -318,11 +307,71 @@ export class ChannelContext implements AsyncDisposable {
       ),
       `opening channel "${name}"`,
     );
+    return this.#adopt(name, capacity, this.out[0]);
+  }
+
+  /**
+   * {@linkcode ChannelContext.channel} without blocking the event loop:
+   * creating a channel's services writes and fsyncs files, which takes
+   * milliseconds on a busy disk, so this runs it on another thread.
+   * {@linkcode ChannelContext.close} waits for opens in flight.
+   *
+   * @param name The channel name, e.g. `asr.out`.
+   * @param options Capacity and subscriber limit.
+   * @returns The channel.
+   * @throws {ChannelError} When the context is (or gets) closed, or the open fails.
+   * @throws {RangeError} For a capacity or subscriber limit below 1.
+   *
+   * @example
+   * ```ts
+   * import { ChannelContext } from "@remotemedia/multiprocess/channel";
+   * await using ctx = await ChannelContext.create();
+   * const channel = await ctx.openChannel("audio", { capacity: 4 });
+   * console.log(channel.name); // "audio"
+   * ```
+   */
+  async openChannel(
+    name: string,
+    options: ChannelOptions = {},
+  ): Promise<Channel> {
+    this.#assertOpen();
+    const { capacity, bytes, maxSubscribers } = channelArgs(name, options);
+    // Its own out-parameter: other native calls may run meanwhile.
+    const out = new BigUint64Array(1);
+    const opening = (async () => {
+      const rc = await this.#lib.rmp_channel_open_or_create_nonblocking(
+        this.#node,
+        bytes,
+        BigInt(bytes.length),
+        BigInt(capacity),
+        BigInt(maxSubscribers),
+        out,
+      );
+      if (this.#closed) {
+        if (rc === 0) {
+          this.#lib.rmp_channel_destroy(
+            Deno.UnsafePointer.create(out[0]) as Pointer,
+          );
+        }
+        throw new ChannelError(
+          `Cannot open channel "${name}": the channel context was closed meanwhile`,
+        );
+      }
+      checkCode(rc, `opening channel "${name}"`);
+      return this.#adopt(name, capacity, out[0]);
+    })();
+    const settled = opening.then(() => {}, () => {});
+    this.#opening.add(settled);
+    settled.then(() => this.#opening.delete(settled));
+    return await opening;
+  }
+
+  #adopt(name: string, capacity: number, handle: bigint): Channel {
     const channel = new Channel(
       this,
       name,
       capacity,
-      Deno.UnsafePointer.create(this.out[0]) as Pointer,
+      Deno.UnsafePointer.create(handle) as Pointer,
     );
     this.#channels.add(channel);
     return channel;
@@ -385,6 +434,9 @@ export class ChannelContext implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // An open in flight uses the node on another thread: let it finish
+    // (it then destroys its channel and fails).
+    await Promise.all([...this.#opening]);
     for (const channel of [...this.#channels]) channel.close();
     this.views.clear();
     this.#wakeAll();
@@ -413,4 +465,26 @@ export class ChannelContext implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** Checks and converts the arguments of a channel open. */
+function channelArgs(
+  name: string,
+  options: ChannelOptions,
+): { capacity: number; maxSubscribers: number; bytes: Uint8Array } {
+  const capacity = options.capacity ?? 8;
+  const maxSubscribers = options.maxSubscribers ?? 8;
+  if (!Number.isInteger(capacity) || capacity < 1) {
+    throw new RangeError(
+      `Invalid capacity ${capacity}: it must be a positive integer`,
+    );
+  }
+  if (!Number.isInteger(maxSubscribers) || maxSubscribers < 1) {
+    throw new RangeError(
+      `Invalid maxSubscribers ${maxSubscribers}: it must be a positive integer`,
+    );
+  }
+  if (!name) throw new TypeError("Cannot open a channel: the name is empty");
+  const bytes = encoder.encode(name);
+  return { capacity, maxSubscribers, bytes };
 }
