@@ -4,6 +4,8 @@
  *
  * @module
  */
+import v8 from "node:v8";
+import vm from "node:vm";
 
 /** One row of the reliability table (and one `--json` object). */
 export interface ScenarioResult {
@@ -147,6 +149,15 @@ export function filesLeft(prefixes: Iterable<string>): string[] {
     }
   }
   return left;
+}
+
+/**
+ * A full garbage collection (V8's `gc`, exposed at run time): RSS sampled
+ * after it follows leaks, not the young generation's growth.
+ */
+export function fullGc(): () => void {
+  v8.setFlagsFromString("--expose-gc");
+  return vm.runInNewContext("gc") as () => void;
 }
 
 /** This process's resident memory, MiB. */

@@ -22,6 +22,7 @@ import { Pipeline } from "../pipeline/mod.ts";
 import {
   descendants,
   filesLeft,
+  fullGc,
   percentile,
   processesUsing,
   rssMb,
@@ -271,6 +272,7 @@ export async function scenario(
   const detectMs: number[] = [];
   const healthMs: number[] = [];
   let passed = 0;
+  const gc = fullGc();
   let rssStart = rssMb();
   const executor = new MultiprocessExecutor({
     python: { executable: options.python },
@@ -280,7 +282,10 @@ export async function scenario(
   try {
     for (let i = 0; i < runs; i++) {
       const result = await run(executor, options, random, dir, prefixes);
-      if (i === 0) rssStart = rssMb();
+      if (i === 0) {
+        gc();
+        rssStart = rssMb();
+      }
       detectMs.push(...result.detectMs);
       healthMs.push(...result.healthMs);
       if (result.failures.length === 0) passed++;
@@ -305,7 +310,7 @@ export async function scenario(
     detect_p95_ms: percentile(detectMs, 95),
     procs_left: new Set([...processesUsing(prefixes), ...descendants()]).size,
     shm_left: left.length,
-    rss_growth_mb: rssMb() - rssStart,
+    rss_growth_mb: (gc(), rssMb() - rssStart),
     failures,
     extra: {
       seed,

@@ -26,13 +26,12 @@ import type { Scenario, ScenarioResult } from "./_scenario.ts";
 import {
   descendants,
   filesLeft,
+  fullGc,
   percentile,
   processesUsing,
   rssMb,
   until,
 } from "./_scenario.ts";
-import v8 from "node:v8";
-import vm from "node:vm";
 import {
   chain,
   listenErrors,
@@ -51,12 +50,6 @@ const MESSAGES = 300;
 
 const WARMUP = 0.2;
 const WAIT_MS = 30_000;
-
-/** A full garbage collection (V8's `gc`, exposed at run time). */
-function fullGc(): () => void {
-  v8.setFlagsFromString("--expose-gc");
-  return vm.runInNewContext("gc") as () => void;
-}
 
 /** Median of the first and of the last fifth of `xs`. */
 function growth(xs: number[]): number | null {

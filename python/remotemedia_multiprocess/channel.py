@@ -738,8 +738,13 @@ class Publisher:
         loan.send()
         return True
 
+    @property
+    def next_delivery(self) -> int:
+        """The delivery counter the next send will stamp."""
+        return self.delivery % _DELIVERY_WRAP + 1
+
     def _stamp_delivery(self, buffer: memoryview) -> None:
-        self.delivery = self.delivery % _DELIVERY_WRAP + 1
+        self.delivery = self.next_delivery
         _DELIVERY.pack_into(buffer, _DELIVERY_OFFSET, self.delivery)
 
     def publish(self, rd: RuntimeData, timeout: float = 5.0) -> None:

@@ -943,15 +943,23 @@ class _Runner:
             sid = current.session_id if current is not None else b""
             data.session_id = sid if any(sid) else self.session_id or data.session_id
         with self.publish_lock:
-            publisher.publish(data, timeout=self.spec.publish_timeout_secs)
             state = self._state
-            if state is not None:
-                state[self._out_slot[port]] = publisher.delivery
+            if state is None:
+                publisher.publish(data, timeout=self.spec.publish_timeout_secs)
+            else:
+                # The state says "sent" before the send: a process that dies
+                # before it is sent leaves its readers a gap of one in the
+                # counter, which they report as lost; one that dies after it
+                # leaves no gap. Either way the count is exact. The input of
+                # a call whose only output this is is finished with it.
+                slot = self._out_slot[port]
+                state[slot] = publisher.next_delivery
                 if last and self._current_slot >= 0:
-                    # The input's only output is out: it is finished now, not
-                    # after the call's bookkeeping (a crash in between would
-                    # count as lost a message that was delivered).
                     state[self._current_slot] = self.subscribers[self._current_slot][1].delivery
+                try:
+                    publisher.publish(data, timeout=self.spec.publish_timeout_secs)
+                finally:
+                    state[slot] = publisher.delivery  # the same, unless the send failed
         self.sent += 1
         self.bytes_out += data.nbytes
 
