@@ -12,7 +12,9 @@
 import type { Scenario, ScenarioOptions, ScenarioResult } from "./_scenario.ts";
 
 /** Scenario name -> its module, in the order they run. */
-const SCENARIOS: Array<[string, () => Promise<{ scenario: Scenario }>]> = [];
+const SCENARIOS: Array<[string, () => Promise<{ scenario: Scenario }>]> = [
+  ["crash", () => import("./crash.ts")],
+];
 
 const args = Deno.args;
 const json = args.includes("--json");
