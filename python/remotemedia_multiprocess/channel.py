@@ -584,12 +584,14 @@ class Publisher:
         self._loans += 1
         return Loan(self, sample, n)
 
-    def loan(self, n: int, timeout: float = 5.0) -> Loan:
+    def loan(self, n: int, timeout: float = 5.0, stop: Callable[[], bool] | None = None) -> Loan:
         """Loans an ``n``-byte sample, waiting up to ``timeout`` seconds for a
-        subscriber to free a chunk.
+        subscriber to free a chunk, or until ``stop()`` is true (checked at
+        least every credit request interval, 20 ms).
 
         Raises:
             BackpressureTimeoutError: No chunk came back within ``timeout``.
+            ChannelError: ``stop()`` became true while waiting.
         """
         loan = self.try_loan(n)
         if loan is not None:
@@ -605,6 +607,14 @@ class Publisher:
                     f"channel {self.channel_name!r}: no subscriber freed a sample within {timeout} s "
                     "(subscriber not consuming: dead or stalled)",
                     timeout_s=timeout,
+                    channel=self.channel_name,
+                )
+            if stop is not None and stop():
+                # A stopping runner must not wait for a reader that may be
+                # dead (its Deno process killed with -9): give up now.
+                raise ChannelError(
+                    f"channel {self.channel_name!r}: the publish was given up because "
+                    "its publisher is stopping",
                     channel=self.channel_name,
                 )
             if now >= next_request:
@@ -632,7 +642,9 @@ class Publisher:
             seq = self._seq
         return seq
 
-    def allocate(self, like: RuntimeData, timeout: float = 5.0) -> RuntimeData:
+    def allocate(
+        self, like: RuntimeData, timeout: float = 5.0, stop: Callable[[], bool] | None = None
+    ) -> RuntimeData:
         """A message shaped like ``like`` (kind, metadata, payload shape and
         dtype) whose payload is a writable view of a sample loaned from this
         publisher: fill it in place (``out=`` numpy writes, slices), then
@@ -649,6 +661,7 @@ class Publisher:
             like: Any message of the wanted kind and size (only its metadata
                 and payload shape are read), e.g. the input of a filter.
             timeout: Seconds to wait for a free chunk.
+            stop: Gives the wait up when it returns true (as :meth:`loan`).
 
         Raises:
             ValueError: For text and json (their payload must be valid
@@ -670,7 +683,7 @@ class Publisher:
             >>> ch.close(); env.close(); remove_env_files(env)
         """
         n, header = like._allocation_header()
-        loan = self.loan(HEADER_LEN + n, timeout)
+        loan = self.loan(HEADER_LEN + n, timeout, stop)
         try:
             loan.buffer[:HEADER_LEN] = header
             return RuntimeData.decode(loan.buffer, loan, loan.discard)
@@ -706,18 +719,22 @@ class Publisher:
         loan.send()
         return True
 
-    def publish(self, rd: RuntimeData, timeout: float = 5.0) -> None:
+    def publish(
+        self, rd: RuntimeData, timeout: float = 5.0, stop: Callable[[], bool] | None = None
+    ) -> None:
         """Encodes ``rd`` into a loaned sample (one memmove for the payload)
         and sends it; a message from :meth:`allocate` is sent in place. A zero
         ``sequence`` is stamped with this publisher's counter and a zero
-        ``timestamp_ns`` with CLOCK_MONOTONIC, in the header only.
+        ``timestamp_ns`` with CLOCK_MONOTONIC, in the header only. A wait for
+        space ends early when ``stop()`` is true (see :meth:`loan`).
 
         Raises:
             BackpressureTimeoutError: The channel stayed full for ``timeout`` s.
+            ChannelError: ``stop()`` became true while waiting for space.
         """
         if self._send_allocated(rd):
             return
-        loan = self.loan(rd.encoded_size(), timeout)
+        loan = self.loan(rd.encoded_size(), timeout, stop)
         self._send(loan, rd)
 
     def try_publish(self, rd: RuntimeData) -> bool:

@@ -848,7 +848,9 @@ class _Runner:
         if publisher is None:
             return like._blank()  # the port is not connected
         with self.publish_lock:
-            out = publisher.allocate(like, timeout=self.spec.publish_timeout_secs)
+            out = publisher.allocate(
+                like, timeout=self.spec.publish_timeout_secs, stop=self.stop_requested.is_set
+            )
         if self._current_input is not None:
             self._allocated.append(out)
         return out
@@ -865,7 +867,11 @@ class _Runner:
             sid = current.session_id if current is not None else b""
             data.session_id = sid if any(sid) else self.session_id or data.session_id
         with self.publish_lock:
-            publisher.publish(data, timeout=self.spec.publish_timeout_secs)
+            # A stop (control socket closed, signal, shutdown) ends a wait for
+            # space: the reader may be a dead Deno process.
+            publisher.publish(
+                data, timeout=self.spec.publish_timeout_secs, stop=self.stop_requested.is_set
+            )
         self.sent += 1
         self.bytes_out += data.nbytes
 
