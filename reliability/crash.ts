@@ -130,6 +130,8 @@ interface Plan {
   at: number;
   code: number;
   blocking: boolean;
+  /** Payload of each streamed message (mid_stream). */
+  payloadBytes: number;
 }
 
 function plan(
@@ -157,15 +159,20 @@ function plan(
     at: 1 + Math.floor(random() * 40),
     code: 2 + Math.floor(random() * 100),
     blocking: random() < 0.5,
+    payloadBytes: pick([256, 4096, 65536, 1 << 20]),
   };
 }
 
 function describe(p: Plan): string {
   const shape = p.parents.slice(1).map((parent, i) => `${parent}>${i + 1}`)
     .join(",");
-  return `run ${p.index} (${p.method} ${p.moment}, victim n${p.victim} of ${p.nodes} [${shape}], fork server ${
-    p.forkServer ? "on" : "off"
-  })`;
+  const when = p.moment === "mid_stream"
+    ? ` at message ${p.at} of ${p.payloadBytes} B`
+    : p.moment === "before_connect"
+    ? ""
+    : ` after ${p.delayMs} ms`;
+  const server = p.forkServer ? "on" : "off";
+  return `run ${p.index} (${p.method} ${p.moment}${when}, victim n${p.victim} of ${p.nodes} [${shape}], fork server ${server})`;
 }
 
 /** The pipeline of `p`; returns it with its output names. */
@@ -409,7 +416,7 @@ async function crashRun(
       if (!ready) problems.push(`not ready: ${s.failure ?? "init timed out"}`);
       else {
         const flow = drain(s, outputs);
-        const payload = binary(new Uint8Array(4096));
+        const payload = binary(new Uint8Array(p.payloadBytes));
         const survives = p.method === "memory_error";
         const deadline = performance.now() + WAIT_MS;
         let sent = 0;

@@ -210,6 +210,27 @@ def test_backpressure_timeout_when_nobody_consumes(iox_env: IoxEnv) -> None:
     ch_sub.close()
 
 
+def test_a_publish_waiting_for_space_gives_up_once_stop_is_true(iox_env: IoxEnv) -> None:
+    # A stopping runner must not wait out its publish timeout for a reader
+    # that may be dead (its Deno process killed with -9).
+    ch_pub, ch_sub, pub, _sub = pair(iox_env, "stopping", capacity=2)
+    msg = RuntimeData.binary(b"x" * 64)
+    pub.publish(msg)
+    pub.publish(msg)
+    stop_at = time.monotonic() + 0.2
+    started = time.monotonic()
+    with pytest.raises(ChannelError) as info:
+        pub.publish(msg, timeout=10, stop=lambda: time.monotonic() >= stop_at)
+    elapsed = time.monotonic() - started
+    assert not isinstance(info.value, BackpressureTimeoutError)
+    assert "stopping" in str(info.value) and info.value.channel == "stopping"
+    assert 0.2 <= elapsed < 1.5
+    with pytest.raises(ChannelError):
+        pub.allocate(msg, timeout=10, stop=lambda: True)
+    ch_pub.close()
+    ch_sub.close()
+
+
 def test_corrupt_header_then_the_subscriber_keeps_working(iox_env: IoxEnv) -> None:
     ch_pub, ch_sub, pub, sub = pair(iox_env, "corrupt", capacity=4)
     raw = ch_pub.publisher()  # the second publisher the protocol allows
