@@ -4,8 +4,15 @@
  * of file, not when its exit watchdog fires (1.8 s) or its publish times out.
  * Found by the reliability suite's `deno_kill9` (fork server off).
  */
-import { assert } from "./support/assert.ts";
-import { alive, waitUntil } from "./support/sessions.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import {
+  alive,
+  executor,
+  modules,
+  single,
+  waitUntil,
+} from "./support/sessions.ts";
+import { binary } from "../data/runtime_data/mod.ts";
 import { sweepStaleIsolations } from "../data/isolation.ts";
 
 const owner = new URL("./fixtures/blocked_output_owner.ts", import.meta.url)
@@ -56,4 +63,28 @@ Deno.test("a runner stuck publishing exits soon after its Deno process is killed
     if (pid !== undefined) await waitUntil(() => !alive(pid!), 5000);
     if (prefix) sweepStaleIsolations({ prefixes: [prefix] });
   }
+});
+
+Deno.test("close() of a session whose node is stuck publishing to an unread output is quick and clean", async () => {
+  await using ex = executor({
+    channelCapacity: 2,
+    publishTimeoutSecs: 30,
+    cleanupGracePeriodSecs: 10,
+  });
+  const session = await ex.createSession(single("echo"), {
+    ...modules,
+    printLogs: false,
+  });
+  await session.initialize();
+  // Output capacity 2, never read: the third echo waits for space.
+  for (let i = 0; i < 4; i++) {
+    await session.send("in", binary(new Uint8Array(64)));
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  const started = performance.now();
+  await session.close();
+  const took = performance.now() - started;
+  // Before the fix the runner waited for space until SIGKILL (the grace).
+  assert(took < 2000, `close() took ${took.toFixed(0)} ms`);
+  assertEquals(session.status()[0].exit, { code: 0, signal: null });
 });
