@@ -53,7 +53,12 @@ from ._contracts import (
     WIRE_OFFSETS,
 )
 from ._iox import IoxEnv
-from .errors import BackpressureTimeoutError, ChannelError, WireFormatError
+from .errors import (
+    BackpressureTimeoutError,
+    ChannelError,
+    PublishCancelledError,
+    WireFormatError,
+)
 from .runtime_data import HEADER_LEN, RuntimeData
 
 if TYPE_CHECKING:
@@ -591,7 +596,7 @@ class Publisher:
 
         Raises:
             BackpressureTimeoutError: No chunk came back within ``timeout``.
-            ChannelError: ``stop()`` became true while waiting.
+            PublishCancelledError: ``stop()`` became true while waiting.
         """
         loan = self.try_loan(n)
         if loan is not None:
@@ -612,7 +617,7 @@ class Publisher:
             if stop is not None and stop():
                 # A stopping runner must not wait for a reader that may be
                 # dead (its Deno process killed with -9): give up now.
-                raise ChannelError(
+                raise PublishCancelledError(
                     f"channel {self.channel_name!r}: the publish was given up because "
                     "its publisher is stopping",
                     channel=self.channel_name,
@@ -730,7 +735,7 @@ class Publisher:
 
         Raises:
             BackpressureTimeoutError: The channel stayed full for ``timeout`` s.
-            ChannelError: ``stop()`` became true while waiting for space.
+            PublishCancelledError: ``stop()`` became true while waiting for space.
         """
         if self._send_allocated(rd):
             return

@@ -66,7 +66,7 @@ from ._contracts import (
 from ._control import ControlConnection
 from ._iox import IoxEnv, hold_isolation
 from .channel import Channel, Publisher, Subscriber
-from .errors import WireFormatError
+from .errors import PublishCancelledError, WireFormatError
 from .node import MultiprocessNode, get_node_class, registered_types
 from .runtime_data import RuntimeData
 
@@ -752,6 +752,8 @@ class _Runner:
         self._status(True)
         try:
             self._deliver(self.node.process(rd))
+        except PublishCancelledError:
+            pass  # stopping: the output is dropped, as unread inputs are
         except Exception as e:  # noqa: BLE001 - reported, and the node keeps running
             self._send_process_error(e)
         finally:
