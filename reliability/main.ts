@@ -13,6 +13,7 @@ import type { Scenario, ScenarioOptions, ScenarioResult } from "./_scenario.ts";
 
 /** Scenario name -> its module, in the order they run. */
 const SCENARIOS: Array<[string, () => Promise<{ scenario: Scenario }>]> = [
+  ["crash", () => import("./crash.ts")],
   ["crash_restart", () => import("./restart.ts")],
   ["load", () => import("./load.ts")],
   ["backpressure", () => import("./backpressure.ts")],

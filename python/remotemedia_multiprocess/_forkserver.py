@@ -64,7 +64,12 @@ def _write(message: dict[str, Any]) -> None:
     data = (json.dumps(message) + "\n").encode()
     view = memoryview(data)
     while view:
-        written = os.write(1, view)
+        try:
+            written = os.write(1, view)
+        except BrokenPipeError:
+            # The executor is gone (killed with -9): nobody reads reports any
+            # more. Exit quietly; the children die with us (PR_SET_PDEATHSIG).
+            os._exit(0)
         view = view[written:]
 
 

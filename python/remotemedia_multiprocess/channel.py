@@ -53,7 +53,12 @@ from ._contracts import (
     WIRE_OFFSETS,
 )
 from ._iox import IoxEnv
-from .errors import BackpressureTimeoutError, ChannelError, WireFormatError
+from .errors import (
+    BackpressureTimeoutError,
+    ChannelError,
+    PublishCancelledError,
+    WireFormatError,
+)
 from .runtime_data import HEADER_LEN, RuntimeData
 
 if TYPE_CHECKING:
@@ -605,26 +610,28 @@ class Publisher:
         self._loans += 1
         return Loan(self, sample, n)
 
-    def loan(self, n: int, timeout: float = 5.0) -> Loan:
+    def loan(self, n: int, timeout: float = 5.0, stop: Callable[[], bool] | None = None) -> Loan:
         """Loans an ``n``-byte sample, waiting up to ``timeout`` seconds for a
-        subscriber to free a chunk.
+        subscriber to free a chunk, or until ``stop()`` is true (checked at
+        least every credit request interval, 20 ms).
 
         Raises:
             BackpressureTimeoutError: No chunk came back within ``timeout``.
+            PublishCancelledError: ``stop()`` became true while waiting.
         """
         loan = self.try_loan(n)
         if loan is not None:
             return loan
         on_wait = self.on_wait
         if on_wait is None:
-            return self._wait_for_loan(n, timeout)
+            return self._wait_for_loan(n, timeout, stop)
         on_wait(True)
         try:
-            return self._wait_for_loan(n, timeout)
+            return self._wait_for_loan(n, timeout, stop)
         finally:
             on_wait(False)
 
-    def _wait_for_loan(self, n: int, timeout: float) -> Loan:
+    def _wait_for_loan(self, n: int, timeout: float, stop: Callable[[], bool] | None) -> Loan:
         deadline = time.monotonic() + timeout
         next_request = 0.0  # request now
         backoff = 0.0
@@ -636,6 +643,14 @@ class Publisher:
                     f"channel {self.channel_name!r}: no subscriber freed a sample within {timeout} s "
                     "(subscriber not consuming: dead or stalled)",
                     timeout_s=timeout,
+                    channel=self.channel_name,
+                )
+            if stop is not None and stop():
+                # A stopping runner must not wait for a reader that may be
+                # dead (its Deno process killed with -9): give up now.
+                raise PublishCancelledError(
+                    f"channel {self.channel_name!r}: the publish was given up because "
+                    "its publisher is stopping",
                     channel=self.channel_name,
                 )
             if now >= next_request:
@@ -663,7 +678,9 @@ class Publisher:
             seq = self._seq
         return seq
 
-    def allocate(self, like: RuntimeData, timeout: float = 5.0) -> RuntimeData:
+    def allocate(
+        self, like: RuntimeData, timeout: float = 5.0, stop: Callable[[], bool] | None = None
+    ) -> RuntimeData:
         """A message shaped like ``like`` (kind, metadata, payload shape and
         dtype) whose payload is a writable view of a sample loaned from this
         publisher: fill it in place (``out=`` numpy writes, slices), then
@@ -680,6 +697,7 @@ class Publisher:
             like: Any message of the wanted kind and size (only its metadata
                 and payload shape are read), e.g. the input of a filter.
             timeout: Seconds to wait for a free chunk.
+            stop: Gives the wait up when it returns true (as :meth:`loan`).
 
         Raises:
             ValueError: For text and json (their payload must be valid
@@ -701,7 +719,7 @@ class Publisher:
             >>> ch.close(); env.close(); remove_env_files(env)
         """
         n, header = like._allocation_header()
-        loan = self.loan(HEADER_LEN + n, timeout)
+        loan = self.loan(HEADER_LEN + n, timeout, stop)
         try:
             loan.buffer[:HEADER_LEN] = header
             return RuntimeData.decode(loan.buffer, loan, loan.discard)
@@ -747,18 +765,22 @@ class Publisher:
         self.delivery = self.next_delivery
         _DELIVERY.pack_into(buffer, _DELIVERY_OFFSET, self.delivery)
 
-    def publish(self, rd: RuntimeData, timeout: float = 5.0) -> None:
+    def publish(
+        self, rd: RuntimeData, timeout: float = 5.0, stop: Callable[[], bool] | None = None
+    ) -> None:
         """Encodes ``rd`` into a loaned sample (one memmove for the payload)
         and sends it; a message from :meth:`allocate` is sent in place. A zero
         ``sequence`` is stamped with this publisher's counter and a zero
-        ``timestamp_ns`` with CLOCK_MONOTONIC, in the header only.
+        ``timestamp_ns`` with CLOCK_MONOTONIC, in the header only. A wait for
+        space ends early when ``stop()`` is true (see :meth:`loan`).
 
         Raises:
             BackpressureTimeoutError: The channel stayed full for ``timeout`` s.
+            PublishCancelledError: ``stop()`` became true while waiting for space.
         """
         if self._send_allocated(rd):
             return
-        loan = self.loan(rd.encoded_size(), timeout)
+        loan = self.loan(rd.encoded_size(), timeout, stop)
         self._send(loan, rd)
 
     def try_publish(self, rd: RuntimeData) -> bool:

@@ -15,6 +15,7 @@ __all__ = [
     "ChannelError",
     "MultiprocessError",
     "NodeProcessError",
+    "PublishCancelledError",
     "WireFormatError",
     "WireFormatReason",
 ]
@@ -90,6 +91,16 @@ class ChannelError(MultiprocessError):
     ) -> None:
         super().__init__(message, node_id=node_id)
         self.channel = channel
+
+
+class PublishCancelledError(ChannelError):
+    """A publish waiting for space was given up because its publisher is
+    stopping (``stop()`` became true): the message was not sent.
+
+    Example:
+        >>> isinstance(PublishCancelledError("stopping", channel="a"), ChannelError)
+        True
+    """
 
 
 class BackpressureTimeoutError(ChannelError):

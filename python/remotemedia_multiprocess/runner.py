@@ -70,7 +70,7 @@ from ._contracts import (
 from ._control import ControlConnection
 from ._iox import IoxEnv, hold_isolation
 from .channel import Channel, Publisher, Subscriber
-from .errors import WireFormatError
+from .errors import PublishCancelledError, WireFormatError
 from .node import MultiprocessNode, get_node_class, registered_types
 from .runtime_data import RuntimeData
 
@@ -830,6 +830,8 @@ class _Runner:
         self._status(True)
         try:
             self._deliver(self.node.process(rd))
+        except PublishCancelledError:
+            pass  # stopping: the output is dropped, as unread inputs are
         except Exception as e:  # noqa: BLE001 - reported, and the node keeps running
             self._send_process_error(e)
         finally:
@@ -926,7 +928,9 @@ class _Runner:
         if publisher is None:
             return like._blank()  # the port is not connected
         with self.publish_lock:
-            out = publisher.allocate(like, timeout=self.spec.publish_timeout_secs)
+            out = publisher.allocate(
+                like, timeout=self.spec.publish_timeout_secs, stop=self.stop_requested.is_set
+            )
         if self._current_input is not None:
             self._allocated.append(out)
         return out
@@ -943,9 +947,13 @@ class _Runner:
             sid = current.session_id if current is not None else b""
             data.session_id = sid if any(sid) else self.session_id or data.session_id
         with self.publish_lock:
+            # A stop (control socket closed, signal, shutdown) ends a wait for
+            # space: the reader may be a dead Deno process.
+            stop = self.stop_requested.is_set
+            timeout = self.spec.publish_timeout_secs
             state = self._state
             if state is None:
-                publisher.publish(data, timeout=self.spec.publish_timeout_secs)
+                publisher.publish(data, timeout=timeout, stop=stop)
             else:
                 # The state says "sent" before the send: a process that dies
                 # before it is sent leaves its readers a gap of one in the
@@ -957,7 +965,7 @@ class _Runner:
                 if last and self._current_slot >= 0:
                     state[self._current_slot] = self.subscribers[self._current_slot][1].delivery
                 try:
-                    publisher.publish(data, timeout=self.spec.publish_timeout_secs)
+                    publisher.publish(data, timeout=timeout, stop=stop)
                 finally:
                     state[slot] = publisher.delivery  # the same, unless the send failed
         self.sent += 1

@@ -18,6 +18,7 @@ from remotemedia_multiprocess.channel import Channel, Publisher, Subscriber
 from remotemedia_multiprocess.errors import (
     BackpressureTimeoutError,
     ChannelError,
+    PublishCancelledError,
     WireFormatError,
 )
 from remotemedia_multiprocess.runtime_data import HEADER_LEN, RuntimeData
@@ -233,6 +234,27 @@ def test_backpressure_timeout_when_nobody_consumes(iox_env: IoxEnv) -> None:
         with sub.receive(timeout=5) as rd:
             assert rd is not None and rd.sequence == seq
     pub.publish(msg, timeout=1)
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_a_publish_waiting_for_space_gives_up_once_stop_is_true(iox_env: IoxEnv) -> None:
+    # A stopping runner must not wait out its publish timeout for a reader
+    # that may be dead (its Deno process killed with -9).
+    ch_pub, ch_sub, pub, _sub = pair(iox_env, "stopping", capacity=2)
+    msg = RuntimeData.binary(b"x" * 64)
+    pub.publish(msg)
+    pub.publish(msg)
+    stop_at = time.monotonic() + 0.2
+    started = time.monotonic()
+    with pytest.raises(PublishCancelledError) as info:
+        pub.publish(msg, timeout=10, stop=lambda: time.monotonic() >= stop_at)
+    elapsed = time.monotonic() - started
+    assert isinstance(info.value, ChannelError)
+    assert "stopping" in str(info.value) and info.value.channel == "stopping"
+    assert 0.2 <= elapsed < 1.5
+    with pytest.raises(PublishCancelledError):
+        pub.allocate(msg, timeout=10, stop=lambda: True)
     ch_pub.close()
     ch_sub.close()
 
