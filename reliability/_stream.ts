@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { rng } from "../tests/support/random.ts";
+export { rng };
 import { crc32 } from "node:zlib";
 import { MultiprocessExecutor } from "../control/executor.ts";
 import type { Session } from "../control/session.ts";
@@ -52,18 +54,6 @@ export function chain(
     p = p.connect(`n${i}`, "out", `n${i + 1}`, "in");
   }
   return p.addOutput("out", `n${types.length}`, "out");
-}
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** `count` sizes log-uniform on [1, max] bytes. */

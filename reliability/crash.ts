@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { rng } from "../tests/support/random.ts";
 import {
   descendants,
   filesLeft,
@@ -80,18 +81,6 @@ export const COMBOS: ReadonlyArray<[Method, Moment]> = [
   ["memory_error", "mid_stream"],
   ["hang_in_init", "during_init"],
 ];
-
-/** mulberry32: seeded, so a failing run replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const MODULES = (root: string) => ({
   modules: ["crash_nodes"],

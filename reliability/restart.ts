@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { rng } from "../tests/support/random.ts";
 import { MultiprocessExecutor } from "../control/executor.ts";
 import type { LostEvent, RestartedEvent, Session } from "../control/session.ts";
 import { monotonicNs } from "../data/native.ts";
@@ -34,18 +35,6 @@ import {
 
 const METHODS = ["kill9", "segv", "exit", "abort", "stop", "hang"] as const;
 type Method = typeof METHODS[number];
-
-/** mulberry32, seeded, so a failing run can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Crash {
   at: number;
