@@ -25,6 +25,7 @@ import {
   modules,
   nextWithin,
   single,
+  waitUntil,
 } from "./support/sessions.ts";
 
 async function expectGone(session: Session): Promise<void> {
@@ -139,6 +140,9 @@ Deno.test("an exception in process() is an error event; the node keeps running",
     assertEquals((sample.data as TextData).text, "still here");
     break;
   }
+  // The error travels on the control socket, the output on shared memory:
+  // nothing orders the two, so the error may arrive just after the output.
+  assert(await waitUntil(() => errors.length > 0, 5000), "no error event");
   assertEquals(errors.length, 1);
   assertEquals(errors[0].nodeId, "n");
   assert(
