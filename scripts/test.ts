@@ -97,10 +97,10 @@ const rust = filter.length ? [0, 0, 0] : await runSuite(
   ["test", "--release", "--manifest-path", "ffi/Cargo.toml"],
   parseCargo,
 );
-// The CI-sized reliability suite (reliability/main.ts): one count per run.
+// The CI-sized reliability suite (reliability/main.ts): one count per row.
 const reliability = filter.length ? [0, 0, 0] : await runSuite(
   Deno.execPath(),
-  ["run", "-A", "reliability/main.ts"],
+  ["run", "-A", "reliability/main.ts", "--count-rows"],
   parseClosingLine,
 );
 const suites = [deno, py, rust, reliability];
