@@ -127,7 +127,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "netns: bad input is a NetnsError; a network owned by a process killed -9 is swept",
+    "netns: bad input is a NetnsError; an owner cleans up on SIGTERM; its network after kill -9 is swept",
   ignore,
   async fn() {
     for (const n of [1, 9, 2.5]) {
@@ -137,33 +137,45 @@ Deno.test({
       assert(/^A network needs 2 to 8 hosts/.test((err as Error).message));
     }
     // An owner that makes a network and is killed before it can clean up.
-    const owner = new Deno.Command(Deno.execPath(), {
-      args: [
-        "eval",
-        `import { createNetwork, PREFIX } from "${root}tests/support/netns.ts";
-         await createNetwork(2, { sweep: false });
-         console.log(PREFIX);
-         await new Promise((r) => setTimeout(r, 60_000));`,
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const reader = owner.stdout.pipeThrough(new TextDecoderStream())
-      .getReader();
-    const timer = setTimeout(() => owner.kill("SIGKILL"), 30_000);
-    const { value } = await reader.read();
-    const prefix = value!.trim();
-    owner.kill("SIGKILL");
-    await owner.status;
-    clearTimeout(timer);
-    reader.releaseLock();
-    const left = async () => ({
+    const owner = async (signal: Deno.Signal) => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "eval",
+          `import { createNetwork, PREFIX } from "${root}tests/support/netns.ts";
+           await createNetwork(2, { sweep: false });
+           console.log(PREFIX);
+           await new Promise((r) => setTimeout(r, 60_000));`,
+        ],
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      const reader = child.stdout.pipeThrough(new TextDecoderStream())
+        .getReader();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      const { value } = await reader.read();
+      child.kill(signal);
+      const status = await child.status;
+      clearTimeout(timer);
+      reader.releaseLock();
+      return { prefix: value!.trim(), status };
+    };
+    const left = async (prefix: string) => ({
       ns: (await namespaceNames()).filter((n) => n.startsWith(prefix)),
       links: (await rootLinkNames()).filter((n) => n.startsWith(prefix)),
     });
-    assertEquals((await left()).ns.length, 2, "the kill left its namespaces");
+    // SIGTERM (a timeout's kill): the owner cleans up itself, then dies.
+    const term = await owner("SIGTERM");
+    assertEquals(term.status.code, 143);
+    assertEquals(await left(term.prefix), { ns: [], links: [] });
+    // SIGKILL: its names stay until a sweep.
+    const { prefix } = await owner("SIGKILL");
+    assertEquals(
+      (await left(prefix)).ns.length,
+      2,
+      "the kill left its namespaces",
+    );
     const swept = await sweepStale();
     assert(swept.namespaces.includes(`${prefix}h0`), JSON.stringify(swept));
-    assertEquals(await left(), { ns: [], links: [] });
+    assertEquals(await left(prefix), { ns: [], links: [] });
   },
 });

@@ -13,8 +13,9 @@
  *
  * Needs root and iproute2 (`ip`). {@linkcode Network.close} removes every
  * namespace and veth it made and kills what still runs inside them, also
- * after a failed creation; an `unload` handler does it when the process ends
- * without closing.
+ * after a failed creation; `unload`, SIGINT and SIGTERM handlers do it when
+ * the process ends without closing, and a run killed -9 is swept by the next
+ * one.
  *
  * ```ts ignore
  * await using net = await createNetwork(2);
@@ -442,6 +443,14 @@ export async function createNetwork(
     globalThis.addEventListener("unload", () => {
       for (const n of [...live]) n.closeSync();
     });
+    // SIGINT/SIGTERM (a timeout, Ctrl-C) skip `unload`: clean up, then die
+    // as the signal would have made us.
+    for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+      Deno.addSignalListener(signal, () => {
+        for (const n of [...live]) n.closeSync();
+        Deno.exit(code);
+      });
+    }
   }
   try {
     for (const ns of names) {
