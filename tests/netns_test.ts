@@ -7,6 +7,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import {
   canMakeNetns,
   createNetwork,
+  LOCK_DIR,
   namespaceNames,
   NetnsError,
   PREFIX,
@@ -177,5 +178,46 @@ Deno.test({
     const swept = await sweepStale();
     assert(swept.namespaces.includes(`${prefix}h0`), JSON.stringify(swept));
     assertEquals(await left(prefix), { ns: [], links: [] });
+  },
+});
+
+Deno.test({
+  name:
+    "netns: a network whose lock is held is never swept, even when the PID in its name is gone (PID namespaces)",
+  ignore,
+  async fn() {
+    // A PID that is gone, as a process in another PID namespace would look.
+    const done = new Deno.Command("true").spawn();
+    await done.status;
+    const id = `rmp${done.pid}`;
+    const ns = `${id}h0`;
+    Deno.mkdirSync(LOCK_DIR, { recursive: true });
+    const lockPath = `${LOCK_DIR}/${id}.lock`;
+    const lock = Deno.openSync(lockPath, { create: true, write: true });
+    const run = (args: string[]) =>
+      new Deno.Command("ip", { args, stderr: "null" }).output();
+    try {
+      lock.lockSync(true); // its "owner" lives
+      assert((await run(["netns", "add", ns])).success);
+      await sweepStale();
+      assert((await namespaceNames()).includes(ns), "swept a locked network");
+      lock.unlockSync(); // the owner died
+      const swept = await sweepStale();
+      assertEquals(swept.namespaces, [ns]);
+      assert(!(await namespaceNames()).includes(ns));
+      let gone = false;
+      try {
+        Deno.statSync(lockPath);
+      } catch {
+        gone = true;
+      }
+      assert(gone, "the sweep left the lock file");
+    } finally {
+      lock.close();
+      await run(["netns", "del", ns]);
+      try {
+        Deno.removeSync(lockPath);
+      } catch { /* swept */ }
+    }
   },
 });

@@ -7,7 +7,10 @@
  * Names carry a per-process prefix, `rmp<pid>h<i>` for namespaces and
  * `rmp<pid>v<k>a|b` for the two ends of link k (at most 15 characters, the
  * kernel's limit for an interface name), so concurrent runs never collide and
- * a later run can sweep what a crashed one left ({@linkcode sweepStale}).
+ * a later run can sweep what a crashed one left ({@linkcode sweepStale}):
+ * a network is stale when the flock(2) its owner holds on
+ * `/tmp/rmp-netns/rmp<pid>.lock` is free (or, without a lock file, when that
+ * PID is gone).
  * Link k between hosts a < b is 10.231.k.0/24, a at .1 and b at .2
  * (namespaces are separate networks, so two runs may use the same addresses).
  *
@@ -36,8 +39,16 @@ export class NetnsError extends Error {
 
 /** The prefix of this process's names. */
 export const PREFIX = `rmp${Deno.pid}`;
-const NS_RE = /^rmp(\d+)h\d+[a-z]?$/;
-const VETH_RE = /^rmp(\d+)v\d+[a-z]?[ab]$/;
+const NS_RE = /^rmp(\d+)h\d+([a-z]?)$/;
+const VETH_RE = /^rmp(\d+)v\d+([a-z]?)[ab]$/;
+/**
+ * Where each network's lock file lives, `<dir>/rmp<pid><tag>.lock`: its
+ * owner holds an exclusive flock(2) on it for the network's life (taken
+ * before the first namespace exists), so a sweeper knows the owner is gone
+ * even across PID namespaces, where a PID in a name may name another
+ * process. Networks without a lock file fall back to the PID rule.
+ */
+export const LOCK_DIR = "/tmp/rmp-netns";
 /** Bound on one `ip` call (they take milliseconds; the machine is loaded). */
 const IP_TIMEOUT_MS = 15_000;
 
@@ -134,17 +145,52 @@ export interface SweepResult {
  * @returns What was removed.
  */
 export async function sweepStale(): Promise<SweepResult> {
+  // Locks taken here are held until the sweep is over, then their files go.
+  const taken = new Map<string, Deno.FsFile | null>();
   const stale = (name: string, re: RegExp): boolean => {
     const m = re.exec(name);
-    return !!m && Number(m[1]) !== Deno.pid && !alive(Number(m[1]));
+    if (!m || Number(m[1]) === Deno.pid) return false;
+    const id = `rmp${m[1]}${m[2]}`;
+    if (!taken.has(id)) taken.set(id, ownerGone(id, Number(m[1])));
+    return taken.get(id) !== null;
   };
-  const namespaces = (await namespaceNames()).filter((n) => stale(n, NS_RE));
-  for (const ns of namespaces) await removeNamespace(ns);
-  const links = (await rootLinkNames()).filter((n) => stale(n, VETH_RE));
-  for (const link of links) {
-    await ip(["link", "del", link]).catch(() => {/* gone with its peer */});
+  try {
+    const namespaces = (await namespaceNames()).filter((n) => stale(n, NS_RE));
+    for (const ns of namespaces) await removeNamespace(ns);
+    const links = (await rootLinkNames()).filter((n) => stale(n, VETH_RE));
+    for (const link of links) {
+      await ip(["link", "del", link]).catch(() => {/* gone with its peer */});
+    }
+    return { namespaces, links };
+  } finally {
+    for (const [id, file] of taken) {
+      if (!file) continue;
+      try {
+        Deno.removeSync(`${LOCK_DIR}/${id}.lock`);
+      } catch { /* no lock file (PID rule) */ }
+      file.close();
+    }
   }
-  return { namespaces, links };
+}
+
+/** A sentinel for "owner gone, no lock file": nothing to hold or remove. */
+const NO_LOCK = { close(): void {} } as unknown as Deno.FsFile;
+
+/**
+ * Whether the owner of network `id` is gone: its lock file taken here
+ * (returned, to hold while sweeping), or no lock file and `pid` gone
+ * ({@linkcode NO_LOCK}); null while the owner lives.
+ */
+function ownerGone(id: string, pid: number): Deno.FsFile | null {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(`${LOCK_DIR}/${id}.lock`, { read: true, write: true });
+  } catch {
+    return alive(pid) ? null : NO_LOCK;
+  }
+  if (file.tryLockSync(true)) return file;
+  file.close();
+  return null;
 }
 
 /** Kills what runs in `ns` (our own namespace), then removes it. */
@@ -219,10 +265,26 @@ export class Network implements AsyncDisposable {
   readonly links: Link[] = [];
   #children = new Set<Deno.ChildProcess>();
   #closed = false;
+  #lock: { path: string; file: Deno.FsFile };
 
   /** @internal use {@linkcode createNetwork}. */
-  constructor(namespaces: string[]) {
+  constructor(
+    namespaces: string[],
+    lock: { path: string; file: Deno.FsFile },
+  ) {
     this.namespaces = namespaces;
+    this.#lock = lock;
+  }
+
+  /** Removes the lock file, then drops the lock (last: a sweeper that gets
+   * it finds nothing left). */
+  #unlock(): void {
+    try {
+      Deno.removeSync(this.#lock.path);
+    } catch { /* removed already */ }
+    try {
+      this.#lock.file.close();
+    } catch { /* closed already */ }
   }
 
   /** The namespace name of `host`. */
@@ -369,6 +431,7 @@ export class Network implements AsyncDisposable {
         }
       }
     }
+    this.#unlock();
     if (errors.length) {
       throw new NetnsError(
         `Cleaning up the network failed: ${errors.map(String).join("; ")}`,
@@ -398,6 +461,7 @@ export class Network implements AsyncDisposable {
       ipSync(["link", "del", l.ifA]);
       ipSync(["link", "del", l.ifB]);
     }
+    this.#unlock();
   }
 
   /** Same as {@linkcode close}, for `await using`. */
@@ -436,7 +500,15 @@ export async function createNetwork(
   const tag = counter === 0 ? "" : String.fromCharCode(97 + (counter % 26));
   counter++;
   const names = Array.from({ length: hosts }, (_, i) => `${PREFIX}h${i}${tag}`);
-  const net = new Network(names);
+  Deno.mkdirSync(LOCK_DIR, { recursive: true });
+  const lockPath = `${LOCK_DIR}/${PREFIX}${tag}.lock`;
+  const lockFile = Deno.openSync(lockPath, {
+    read: true,
+    write: true,
+    create: true,
+  });
+  lockFile.lockSync(true); // ours: a fresh name, nobody else holds it
+  const net = new Network(names, { path: lockPath, file: lockFile });
   live.add(net);
   if (!unloadHooked) {
     unloadHooked = true;
