@@ -131,7 +131,9 @@ async function run(
         }
       }
     })();
-    reader.catch(() => {});
+    reader.catch((e) => {
+      failures.push(`${what}: receiving failed: ${(e as Error).stack ?? e}`);
+    });
     let sent = 0;
     let next = 0;
     for (let i = 0; i < total; i++) {
