@@ -137,8 +137,9 @@ async function run(
     let sent = 0;
     let next = 0;
     for (let i = 0; i < total; i++) {
-      const crash = crashes[next];
-      if (crash && crash.at === i) {
+      // Two crashes may fall on the same message: one after the other.
+      while (crashes[next]?.at === i) {
+        const crash = crashes[next];
         next++;
         // The previous crash's restart is done: this one hits a live node
         // (a message sent to a restarting node is lost, and counted).
