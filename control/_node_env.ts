@@ -29,7 +29,8 @@ export const INHERITED_ENV: readonly string[] = [
  * ({@linkcode INHERITED_ENV}, those set and readable), plus
  * `PYTHONSAFEPATH=1` so that the working folder is not on a node's
  * `sys.path` (Python >= 3.11): node code comes only from the configured
- * folders. Callers spread `python.env` and the runtime's own variables over
+ * folders; and `PYTHONDONTWRITEBYTECODE=1`, so that no stale bytecode
+ * cache of a node module can shadow its source. Callers spread `python.env` and the runtime's own variables over
  * it and spawn with `clearEnv: true`.
  *
  * @returns The variables.
@@ -41,5 +42,9 @@ export function nodeBaseEnv(): Record<string, string> {
     if (value !== undefined) env[name] = value;
   }
   env.PYTHONSAFEPATH = "1";
+  // No bytecode cache is written for node modules: Python checks a .pyc only
+  // by the source's mtime in seconds and its size, so an edit within the same
+  // second that kept the size ran the old code (seen in the prewarm test).
+  env.PYTHONDONTWRITEBYTECODE = "1";
   return env;
 }
