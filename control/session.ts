@@ -1303,7 +1303,7 @@ export class Session extends EventTarget implements AsyncDisposable {
           { output, timeoutMs: timeoutMs ?? 0 },
         );
       }
-      const lost = subscriber.stats.lost;
+      const lost = subscriber.lost;
       if (lost !== (this.#outputLost.get(output) ?? 0)) {
         this.#reportLost({
           output,

@@ -96,6 +96,22 @@ export class Subscriber implements Disposable, AsyncIterable<Sample> {
   }
 
   /**
+   * Messages this subscriber missed so far: gaps in its publisher's delivery
+   * counter (the same figure as `stats.lost`, without building the stats).
+   *
+   * @example
+   * ```ts
+   * import { ChannelContext } from "@remotemedia/multiprocess/channel";
+   * await using ctx = await ChannelContext.create();
+   * using sub = ctx.channel("x").subscriber();
+   * console.log(sub.lost); // 0
+   * ```
+   */
+  get lost(): number {
+    return this.#lost;
+  }
+
+  /**
    * The next sample if one is waiting, else null. Never waits.
    *
    * @returns A sample or null.
