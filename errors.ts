@@ -230,7 +230,9 @@ export type PipelineErrorCode =
   | "port_in_use"
   | "duplicate_connection"
   | "invalid_name"
-  | "unknown_env";
+  | "unknown_env"
+  | "unknown_host"
+  | "remote_edge";
 
 /**
  * A pipeline definition is invalid. Raised before any process is spawned.
@@ -355,12 +357,29 @@ export class Iceoryx2VersionError extends MultiprocessError {
  * ```ts
  * import { ProcessCrashError } from "@remotemedia/multiprocess/errors";
  * const e = new ProcessCrashError({ nodeId: "tts", exitCode: 3, signal: null });
- * console.log(e.message);
+ * console.log(e.message); // Node "tts" process exited with code 3
+ * ```
+ *
+ * @example A node on another host
+ * ```ts
+ * import { ProcessCrashError } from "@remotemedia/multiprocess/errors";
+ * const e = new ProcessCrashError({
+ *   nodeId: "asr",
+ *   exitCode: null,
+ *   signal: "SIGKILL",
+ *   host: "gpu",
+ * });
+ * console.log(e.message); // Node "asr" process on host "gpu" killed by SIGKILL
  * ```
  */
 export class ProcessCrashError extends MultiprocessError {
   /** The node whose process exited. */
   declare readonly nodeId: string;
+  /**
+   * The host the node ran on (a name of `[multiprocess.hosts]`), or
+   * `undefined` for this host.
+   */
+  readonly host: string | undefined;
   /** The exit code, or null when a signal ended it. */
   readonly exitCode: number | null;
   /** The signal that ended it (for example "SIGKILL"), or null. */
@@ -376,8 +395,9 @@ export class ProcessCrashError extends MultiprocessError {
   /**
    * Creates the error.
    *
-   * @param info The node, exit code, signal, the end of its stderr, and the
-   * restarts made before the session gave up.
+   * @param info The node, exit code, signal, the end of its stderr, the
+   * restarts made before the session gave up, and the host it ran on (absent:
+   * this host).
    */
   constructor(
     info: {
@@ -387,6 +407,7 @@ export class ProcessCrashError extends MultiprocessError {
       stderrTail?: string[];
       restarts?: number;
       windowSecs?: number;
+      host?: string;
       cause?: unknown;
     },
   ) {
@@ -400,8 +421,9 @@ export class ProcessCrashError extends MultiprocessError {
         info.windowSecs ? ` within ${info.windowSecs} s` : ""
       } (its restart limit)`
       : "";
+    const where = info.host === undefined ? "" : ` on host "${info.host}"`;
     super(
-      `Node "${info.nodeId}" process ${how}${gaveUp}${
+      `Node "${info.nodeId}" process${where} ${how}${gaveUp}${
         tail.length ? `; its last stderr lines:\n  ${tail.join("\n  ")}` : ""
       }`,
       { nodeId: info.nodeId, cause: info.cause },
@@ -410,6 +432,113 @@ export class ProcessCrashError extends MultiprocessError {
     this.signal = info.signal;
     this.stderrTail = tail;
     this.restarts = restarts;
+    this.host = info.host;
+  }
+}
+
+/**
+ * How a {@linkcode HostLostError}'s host was lost: `lease_expired` (its
+ * agent's liveliness token was deleted: no keep-alive within the Zenoh lease),
+ * `agent_exited` (the agent said it was leaving, or stopped answering after
+ * its process ended), `unreachable` (no agent answered when the session
+ * started) or `link_exited` (the local process holding the Zenoh link to it
+ * ended).
+ */
+export type HostLostReason =
+  | "lease_expired"
+  | "agent_exited"
+  | "unreachable"
+  | "link_exited";
+
+/**
+ * A remote host of the session (a name of `[multiprocess.hosts]`) was lost
+ * or could not be reached, so the nodes placed there cannot run: the session
+ * fails. A lost link is detected within the host's lease (`lease_secs`).
+ *
+ * @example A host whose link went down
+ * ```ts
+ * import { HostLostError } from "@remotemedia/multiprocess/errors";
+ * const e = new HostLostError({ host: "gpu", reason: "lease_expired", leaseSecs: 10 });
+ * console.log(e.message);
+ * // Host "gpu" was lost: its agent's liveliness token expired (lease 10 s); the link is down or the host is gone (check the network path to the host and that its agent still runs)
+ * ```
+ *
+ * @example A host with no agent
+ * ```ts
+ * import { HostLostError } from "@remotemedia/multiprocess/errors";
+ * const e = new HostLostError({
+ *   host: "gpu",
+ *   reason: "unreachable",
+ *   endpoint: "tcp/10.0.0.3:7447",
+ *   detail: "no agent answered at tcp/10.0.0.3:7447 within 10 s",
+ * });
+ * console.log(e.message);
+ * // Host "gpu" is unreachable: no agent answered at tcp/10.0.0.3:7447 within 10 s (start it there with: python -m remotemedia_multiprocess.agent --listen tcp/0.0.0.0:7447)
+ * ```
+ */
+export class HostLostError extends MultiprocessError {
+  /** The host's name (a key of `[multiprocess.hosts]`). */
+  readonly host: string;
+  /** How it was lost. */
+  readonly reason: HostLostReason;
+  /** The Zenoh lease that bounded the detection, seconds, when known. */
+  readonly leaseSecs?: number;
+  /** The host agent's Zenoh locator (`tcp/10.0.0.3:7447`), when known. */
+  readonly endpoint?: string;
+
+  /**
+   * Creates the error; the message names the host, what failed and what to
+   * check.
+   *
+   * @param info The host, the reason, the lease, the agent's endpoint, a
+   * detail appended to the message (what was observed, e.g. `"no agent
+   * answered at tcp/10.0.0.3:7447 within 10 s"`) and the cause.
+   */
+  constructor(
+    info: {
+      host: string;
+      reason: HostLostReason;
+      leaseSecs?: number;
+      endpoint?: string;
+      detail?: string;
+      cause?: unknown;
+    },
+  ) {
+    super(hostLostMessage(info), { cause: info.cause });
+    this.host = info.host;
+    this.reason = info.reason;
+    this.leaseSecs = info.leaseSecs;
+    this.endpoint = info.endpoint;
+  }
+}
+
+function hostLostMessage(info: {
+  host: string;
+  reason: HostLostReason;
+  leaseSecs?: number;
+  endpoint?: string;
+  detail?: string;
+}): string {
+  const host = `Host "${info.host}"`;
+  const detail = info.detail ? ` (${info.detail})` : "";
+  // The agent listens on every address of its host, on the endpoint's port.
+  const m = info.endpoint && /^([a-z]+)\/.*:(\d+)$/.exec(info.endpoint);
+  const listen = m ? `${m[1]}/0.0.0.0:${m[2]}` : "tcp/0.0.0.0:7447";
+  const start = `python -m remotemedia_multiprocess.agent --listen ${listen}`;
+  switch (info.reason) {
+    case "lease_expired":
+      return `${host} was lost: its agent's liveliness token expired${
+        info.leaseSecs === undefined ? "" : ` (lease ${info.leaseSecs} s)`
+      }; the link is down or the host is gone${detail} (check the network path to the host and that its agent still runs)`;
+    case "agent_exited":
+      return `${host} was lost: its agent exited${detail}, and the nodes placed there with it (start it again there with: ${start})`;
+    case "unreachable":
+      return `${host} is unreachable: ${
+        info.detail ??
+          `no agent answered${info.endpoint ? ` at ${info.endpoint}` : ""}`
+      } (start it there with: ${start})`;
+    case "link_exited":
+      return `${host} was lost: the local process holding the Zenoh link to it exited${detail}; the session cannot reach the nodes placed there`;
   }
 }
 

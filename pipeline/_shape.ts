@@ -320,6 +320,7 @@ const NODE_KEYS = [
   "type",
   "config",
   "env",
+  "host",
   "restart",
   "process_timeout_secs",
   "ping_timeout_secs",
@@ -338,6 +339,9 @@ function checkNodes(v: unknown): NodeDefinition[] {
       ...(no.env === undefined
         ? {}
         : { env: checkName("environment name", no.env, at(p, "env")) }),
+      ...(no.host === undefined
+        ? {}
+        : { host: checkName("host name", no.host, at(p, "host")) }),
       ...checkSupervision(no, p),
     };
   });

@@ -65,6 +65,7 @@ export function definitionToToml(def: PipelineDefinition): string {
     lines.push("", "[[nodes]]", `id = ${tomlString(n.id)}`);
     lines.push(`type = ${tomlString(n.type)}`);
     if (n.env !== undefined) lines.push(`env = ${tomlString(n.env)}`);
+    if (n.host !== undefined) lines.push(`host = ${tomlString(n.host)}`);
     if (n.restart !== undefined) {
       lines.push(`restart = ${tomlValue({ ...n.restart })}`);
     }

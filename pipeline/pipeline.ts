@@ -108,13 +108,21 @@ export class Pipeline {
    * @param type The registered node type.
    * @param id The node id, unique in the pipeline (letters, digits, `_`, `-`).
    * @param config The node's configuration (deep-copied).
-   * @param options The node's Python environment (`env`).
+   * @param options The node's Python environment (`env`), host (`host`),
+   * restart policy and health bounds.
    * @returns This pipeline, for chaining.
    *
    * @example
    * ```ts
    * import { Pipeline } from "@remotemedia/multiprocess/pipeline";
    * const p = new Pipeline().addNode("vad", "vad", { threshold: 0.5 });
+   * ```
+   *
+   * @example A node on another host (`[multiprocess.hosts.gpu]` in runtime.toml)
+   * ```ts
+   * import { Pipeline } from "@remotemedia/multiprocess/pipeline";
+   * const p = new Pipeline().addNode("asr", "asr", {}, { host: "gpu" });
+   * console.log(p.toJSON().nodes[0].host); // "gpu"
    * ```
    */
   addNode(
@@ -130,6 +138,9 @@ export class Pipeline {
       ...(options.env === undefined
         ? {}
         : { env: checkName("environment name", options.env, "env") }),
+      ...(options.host === undefined
+        ? {}
+        : { host: checkName("host name", options.host, "host") }),
       ...checkSupervision({
         restart: options.restart && {
           policy: options.restart.policy,
@@ -358,6 +369,7 @@ export class Pipeline {
         type: n.type,
         config: structuredClone(n.config),
         ...(n.env === undefined ? {} : { env: n.env }),
+        ...(n.host === undefined ? {} : { host: n.host }),
         ...(n.restart === undefined ? {} : { restart: { ...n.restart } }),
         ...(n.process_timeout_secs === undefined
           ? {}

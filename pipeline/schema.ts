@@ -39,6 +39,12 @@ export interface NodeDefinition {
    * the default interpreter (`[multiprocess.python]`).
    */
   env?: string;
+  /**
+   * The host the node runs on: a name that `runtime.toml` maps to a host
+   * agent's Zenoh endpoint (`[multiprocess.hosts.<name>]`). Absent, or
+   * `"local"`: this host.
+   */
+  host?: string;
   /** What happens when the node's process ends unexpectedly. Absent: `never`. */
   restart?: RestartPolicy;
   /**
@@ -82,6 +88,13 @@ export interface AddNodeOptions {
    * @default {undefined} the default interpreter
    */
   env?: string;
+  /**
+   * The host the node runs on (a name of `[multiprocess.hosts]`, or
+   * `"local"`; letters, digits, `_` and `-`).
+   *
+   * @default {undefined} this host
+   */
+  host?: string;
   /**
    * The restart policy (`restart` in the pipeline file).
    *

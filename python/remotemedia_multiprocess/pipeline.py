@@ -73,6 +73,8 @@ PipelineErrorCode = Literal[
     "duplicate_connection",
     "invalid_name",
     "unknown_env",
+    "unknown_host",
+    "remote_edge",
 ]
 
 
@@ -215,6 +217,7 @@ _NODE_KEYS = (
     "type",
     "config",
     "env",
+    "host",
     "restart",
     "process_timeout_secs",
     "ping_timeout_secs",
@@ -379,6 +382,8 @@ def _check_definition(raw: object) -> dict[str, Any]:
         }
         if "env" in no:
             node["env"] = _check_name("environment name", no["env"], _at(p, "env"))
+        if "host" in no:
+            node["host"] = _check_name("host name", no["host"], _at(p, "host"))
         node.update(_check_supervision(no, p))
         d["nodes"].append(node)
     d["connections"] = []
@@ -478,6 +483,8 @@ def _definition_to_toml(d: Mapping[str, Any]) -> str:
         ]
         if "env" in n:
             lines.append(f"env = {_toml_string(n['env'])}")
+        if "host" in n:
+            lines.append(f"host = {_toml_string(n['host'])}")
         if "restart" in n:
             lines.append(f"restart = {_toml_value(n['restart'])}")
         for k in ("process_timeout_secs", "ping_timeout_secs"):
@@ -560,11 +567,14 @@ class Pipeline:
         restart: Mapping[str, Any] | None = None,
         process_timeout_secs: float | None = None,
         ping_timeout_secs: float | None = None,
+        host: str | None = None,
     ) -> Pipeline:
         """Adds a node of a registered type with a unique id and a config (deep-copied).
 
         ``env`` names the Python environment the node runs in
         (``[multiprocess.python.envs.<name>]`` of runtime.toml); None is the default one.
+        ``host`` names the host the node runs on (``[multiprocess.hosts.<name>]`` of
+        runtime.toml, or ``"local"``); None is this host.
         ``restart`` is the restart policy as in a pipeline file (``{"policy": "on-failure",
         "max_restarts": 3, "window_secs": 60, "backoff_ms": 100}``); the timeouts are the
         node's health bounds (docs/pipeline-schema.md, "Supervision").
@@ -576,6 +586,8 @@ class Pipeline:
         }
         if env is not None:
             node["env"] = _check_name("environment name", env, "env")
+        if host is not None:
+            node["host"] = _check_name("host name", host, "host")
         node.update(
             _check_supervision(
                 {
