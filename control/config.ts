@@ -1,6 +1,7 @@
 /**
- * Runtime configuration: the `[multiprocess]` and `[multiprocess.python]`
- * tables of `runtime.toml`, merged as defaults < file < options given in code.
+ * Runtime configuration: the `[multiprocess]`, `[multiprocess.python]` and
+ * `[multiprocess.hosts.<name>]` tables of `runtime.toml`, merged as
+ * defaults < file < options given in code.
  * Every key, type and default is listed in docs/config.md.
  *
  * @example Load runtime.toml and override one value in code
@@ -20,7 +21,10 @@ import { fileURLToPath } from "node:url";
 import { checkoutPython } from "../data/_checkout.ts";
 import { readEnv as readEnvOrUndefined } from "../data/_env.ts";
 import { ConfigError, missingPermission } from "../errors.ts";
-import { CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES } from "../protocol/contracts.ts";
+import {
+  CHANNEL_DEFAULT_MAX_PAYLOAD_BYTES,
+  PIPELINE_NAME_PATTERN,
+} from "../protocol/contracts.ts";
 import { describe as describeValue } from "../pipeline/_shape.ts";
 
 /** The Python side of the configuration (`[multiprocess.python]`). */
@@ -66,6 +70,76 @@ export interface PythonEnvOptions {
   executable?: string;
 }
 
+/**
+ * One remote host a pipeline node may run on (`host = "<name>"` on the node):
+ * `[multiprocess.hosts.<name>]`, the host agent it runs under and how its
+ * Zenoh link is watched.
+ */
+export interface HostConfig {
+  /**
+   * The host agent's Zenoh locator: `tcp/<address>:<port>`,
+   * `tls/<address>:<port>` or `quic/<address>:<port>`.
+   */
+  endpoint: string;
+  /**
+   * The Zenoh transport lease, seconds: a host whose link is down (or that
+   * is gone) is detected within it.
+   */
+  leaseSecs: number;
+  /** How long session start waits for the host's agent to answer, seconds. */
+  connectTimeoutSecs: number;
+  /** The certificate authority that signs the agent's certificate (TLS, QUIC). */
+  tlsRootCa?: string;
+  /** This side's certificate, for mutual TLS (with {@linkcode HostConfig.tlsKey}). */
+  tlsCert?: string;
+  /** This side's private key, for mutual TLS (with {@linkcode HostConfig.tlsCert}). */
+  tlsKey?: string;
+}
+
+/**
+ * One remote host, given in code (the shape of {@linkcode HostConfig}, so a
+ * resolved configuration passes back in).
+ */
+export interface HostOptions {
+  /**
+   * The host agent's Zenoh locator: `tcp/<address>:<port>`,
+   * `tls/<address>:<port>` or `quic/<address>:<port>` (required).
+   */
+  endpoint: string;
+  /**
+   * The Zenoh transport lease, seconds (greater than 0, at most 86400).
+   *
+   * @default {10}
+   */
+  leaseSecs?: number;
+  /**
+   * How long session start waits for the agent to answer, seconds (greater
+   * than 0, at most 86400).
+   *
+   * @default {10}
+   */
+  connectTimeoutSecs?: number;
+  /**
+   * The certificate authority of the agent's certificate (a `tls/` or
+   * `quic/` endpoint only).
+   *
+   * @default {undefined}
+   */
+  tlsRootCa?: string;
+  /**
+   * This side's certificate for mutual TLS (give `tlsKey` with it).
+   *
+   * @default {undefined}
+   */
+  tlsCert?: string;
+  /**
+   * This side's private key for mutual TLS (give `tlsCert` with it).
+   *
+   * @default {undefined}
+   */
+  tlsKey?: string;
+}
+
 /** The resolved runtime configuration. */
 export interface RuntimeConfig {
   /** Most node processes one session may run; `undefined` is no limit. */
@@ -91,6 +165,11 @@ export interface RuntimeConfig {
   maxPayloadBytes: number;
   /** The Python interpreter and environment of node processes. */
   python: PythonConfig;
+  /**
+   * The remote hosts nodes may run on (`host = "<name>"` on the node), by
+   * name: `[multiprocess.hosts.<name>]`. Empty: every node runs here.
+   */
+  hosts: Record<string, HostConfig>;
 }
 
 /** Options for the Python side, given in code. */
@@ -190,14 +269,22 @@ export interface RuntimeConfigOptions {
   maxPayloadBytes?: number;
   /** The Python side. */
   python?: PythonConfigOptions;
+  /**
+   * Remote hosts nodes may run on, by name (merged over the file's, name by
+   * name). Names: letters, digits, `_` and `-`, starting with a letter or
+   * `_`; `"local"` is reserved for this host.
+   *
+   * @default {{}}
+   */
+  hosts?: Record<string, HostOptions>;
 }
 
 /** Options for {@linkcode resolveConfig}. */
 export interface ResolveConfigOptions {
   /**
    * The file the values came from: named in errors, and relative paths in it
-   * (`venv_path`, `extra_paths`, an `executable` containing `/`) are resolved
-   * against its directory.
+   * (`venv_path`, `extra_paths`, an `executable` containing `/`, a host's
+   * `tls_*` files) are resolved against its directory.
    *
    * @default {undefined}
    */
@@ -218,7 +305,9 @@ type Kind =
   | { type: "path" }
   | { type: "paths" }
   | { type: "env" }
-  | { type: "envs" };
+  | { type: "envs" }
+  | { type: "endpoint" }
+  | { type: "hosts" };
 
 interface Field {
   toml: string;
@@ -272,7 +361,32 @@ const TOP_FIELDS: Field[] = [
     ts: "maxPayloadBytes",
     kind: { type: "int", min: 129, max: ONE_GIB, unit: "bytes" },
   },
+  { toml: "hosts", ts: "hosts", kind: { type: "hosts" } },
 ];
+
+const HOST_FIELDS: Field[] = [
+  { toml: "endpoint", ts: "endpoint", kind: { type: "endpoint" } },
+  {
+    toml: "lease_secs",
+    ts: "leaseSecs",
+    kind: { type: "number", min: 0, exclusiveMin: true, max: MAX_SECS },
+  },
+  {
+    toml: "connect_timeout_secs",
+    ts: "connectTimeoutSecs",
+    kind: { type: "number", min: 0, exclusiveMin: true, max: MAX_SECS },
+  },
+  { toml: "tls_root_ca", ts: "tlsRootCa", kind: { type: "path" } },
+  { toml: "tls_cert", ts: "tlsCert", kind: { type: "path" } },
+  { toml: "tls_key", ts: "tlsKey", kind: { type: "path" } },
+];
+
+/** The host name that means this host. */
+const LOCAL_HOST = "local";
+const HOST_NAME = new RegExp(`^(?:${PIPELINE_NAME_PATTERN})$`);
+/** `<scheme>/<address>:<port>`; an IPv6 address is in brackets. */
+const LOCATOR = /^([A-Za-z0-9]+)\/(\[[0-9A-Fa-f:.]+\]|[^\s/\[\]?#:]+):(\d+)$/;
+const SCHEMES = ["tcp", "tls", "quic"];
 
 const PYTHON_FIELDS: Field[] = [
   { toml: "executable", ts: "executable", kind: { type: "string" } },
@@ -477,6 +591,115 @@ function checkValue(
       }
       return out;
     }
+    case "endpoint": {
+      const e = checkValue(src, key, { type: "string" }, v) as string;
+      const example = "tcp/10.0.0.3:7447";
+      const scheme = /^([A-Za-z0-9]+)\//.exec(e)?.[1];
+      if (scheme === undefined) {
+        throw err(
+          src,
+          key,
+          `must be a Zenoh locator <scheme>/<address>:<port> with scheme tcp, tls or quic (for example "${example}"), got ${
+            JSON.stringify(e)
+          }`,
+        );
+      }
+      if (!SCHEMES.includes(scheme)) {
+        throw err(
+          src,
+          key,
+          `scheme "${scheme}" of ${
+            JSON.stringify(e)
+          } is not supported: use tcp, tls or quic (for example "${example}")`,
+        );
+      }
+      const m = LOCATOR.exec(e);
+      if (!m) {
+        throw err(
+          src,
+          key,
+          `must be ${scheme}/<address>:<port> (for example "${scheme}/10.0.0.3:7447"; an IPv6 address in brackets, "${scheme}/[fd00::3]:7447"), got ${
+            JSON.stringify(e)
+          }: the port is missing or the address is malformed`,
+        );
+      }
+      const port = Number(m[3]);
+      if (port < 1 || port > 65535) {
+        throw err(
+          src,
+          key,
+          `port ${m[3]} of ${JSON.stringify(e)} is out of range (1 to 65535)`,
+        );
+      }
+      return e;
+    }
+    case "hosts": {
+      if (!isTable(v)) {
+        throw err(src, key, `must be a table of tables, got ${describe(v)}`);
+      }
+      const out: Record<string, HostOptions> = {};
+      for (const [name, table] of Object.entries(v)) {
+        const k = `${key}.${keyPart(name)}`;
+        if (name === LOCAL_HOST) {
+          throw err(
+            src,
+            k,
+            `"${LOCAL_HOST}" is reserved: it means this host (a node without host, or with host = "${LOCAL_HOST}", runs here); give the remote host another name`,
+          );
+        }
+        if (!HOST_NAME.test(name)) {
+          throw err(
+            src,
+            k,
+            "is not a valid host name (letters, digits, _ and -, starting with a letter or _, at most 64 characters)",
+          );
+        }
+        const one = checkTable(src, k, table, HOST_FIELDS) as Partial<
+          HostOptions
+        >;
+        const n = (f: string): string =>
+          src.names === "toml" ? HOST_FIELDS.find((x) => x.ts === f)!.toml : f;
+        if (one.endpoint === undefined) {
+          throw err(
+            src,
+            k,
+            `needs \`${
+              n("endpoint")
+            }\` (the host agent's Zenoh locator, for example "tcp/10.0.0.3:7447")`,
+          );
+        }
+        if ((one.tlsCert === undefined) !== (one.tlsKey === undefined)) {
+          throw err(
+            src,
+            k,
+            `gives \`${
+              n(one.tlsCert === undefined ? "tlsKey" : "tlsCert")
+            }\` without \`${
+              n(one.tlsCert === undefined ? "tlsCert" : "tlsKey")
+            }\`: mutual TLS needs both`,
+          );
+        }
+        const tls = (["tlsRootCa", "tlsCert", "tlsKey"] as const).find((f) =>
+          one[f] !== undefined
+        );
+        if (tls !== undefined && one.endpoint.startsWith("tcp/")) {
+          throw err(
+            src,
+            k,
+            `gives \`${
+              n(tls)
+            }\` but its endpoint ${one.endpoint} is plain TCP: use a tls/ or quic/ endpoint, or drop the TLS keys`,
+          );
+        }
+        Object.defineProperty(out, name, {
+          value: one,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
+      return out;
+    }
   }
 }
 
@@ -609,6 +832,12 @@ export function resolveConfig(
   ) {
     filePy.executable = resolvePath(filePy.executable, base);
   }
+  const fileHosts = fileTop.hosts as Record<string, HostOptions> | undefined;
+  for (const h of Object.values(fileHosts ?? {})) {
+    for (const f of ["tlsRootCa", "tlsCert", "tlsKey"] as const) {
+      if (h[f] !== undefined) h[f] = resolvePath(h[f], base);
+    }
+  }
   if (isTable(filePy.envs)) {
     for (
       const e of Object.values(filePy.envs as Record<string, PythonEnvOptions>)
@@ -664,7 +893,34 @@ export function resolveConfig(
         ...(codePy.envs as Record<string, PythonEnvOptions> | undefined),
       }),
     },
+    hosts: resolveHosts({
+      ...fileHosts,
+      ...(codeTop.hosts as Record<string, HostOptions> | undefined),
+    }),
   };
+}
+
+function resolveHosts(
+  hosts: Record<string, HostOptions>,
+): Record<string, HostConfig> {
+  const out: Record<string, HostConfig> = {};
+  for (const [name, h] of Object.entries(hosts)) {
+    const one: HostConfig = {
+      endpoint: h.endpoint,
+      leaseSecs: h.leaseSecs ?? 10,
+      connectTimeoutSecs: h.connectTimeoutSecs ?? 10,
+    };
+    if (h.tlsRootCa !== undefined) one.tlsRootCa = h.tlsRootCa;
+    if (h.tlsCert !== undefined) one.tlsCert = h.tlsCert;
+    if (h.tlsKey !== undefined) one.tlsKey = h.tlsKey;
+    Object.defineProperty(out, name, {
+      value: one,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
 }
 
 function resolveEnvs(

@@ -39,6 +39,7 @@ function defaults(
       envs: {},
       ...python,
     },
+    hosts: {},
   };
 }
 
@@ -128,6 +129,7 @@ Deno.test("a file with every key", async () => {
           },
         },
       },
+      hosts: {},
     });
   }
 });
@@ -195,6 +197,79 @@ Deno.test("options given in code win over the file", async () => {
   assert.deepEqual(opts, { python: { extraPaths: ["a"], env: { A: "1" } } });
 });
 
+Deno.test("hosts: [multiprocess.hosts.<name>] with defaults and relative TLS files", async () => {
+  const dir = fileURLToPath(FIXTURES).replace(/\/$/, "");
+  const c = await loadConfig(fixture("hosts.toml"));
+  assert.deepEqual(c.hosts, {
+    gpu: {
+      endpoint: "tcp/10.0.0.3:7447",
+      leaseSecs: 10,
+      connectTimeoutSecs: 10,
+    },
+    edge: {
+      endpoint: "tls/edge.lan:7448",
+      leaseSecs: 2.5,
+      connectTimeoutSecs: 3,
+      tlsRootCa: `${dir}/certs/ca.pem`,
+      tlsCert: "/etc/rmp/client.pem",
+      tlsKey: `${dir}/certs/client.key`,
+    },
+    v6: {
+      endpoint: "quic/[fd00::3]:7447",
+      leaseSecs: 10,
+      connectTimeoutSecs: 10,
+      tlsRootCa: "/etc/rmp/ca.pem",
+    },
+  });
+  // Other sections keep their defaults.
+  assert.deepEqual({ ...c, hosts: {} }, defaults());
+});
+
+Deno.test("hosts given in code merge over the file's, name by name", async () => {
+  const c = await loadConfig(fixture("hosts.toml"), {
+    hosts: {
+      gpu: { endpoint: "quic/10.0.0.9:7500", tlsRootCa: "rel/ca.pem" },
+      lab: { endpoint: "tcp/lab:7447", leaseSecs: 1, connectTimeoutSecs: 2 },
+    },
+  });
+  assert.deepEqual(Object.keys(c.hosts), ["gpu", "edge", "v6", "lab"]);
+  // A host given in code replaces the file's; code paths stay as given.
+  assert.deepEqual(c.hosts.gpu, {
+    endpoint: "quic/10.0.0.9:7500",
+    leaseSecs: 10,
+    connectTimeoutSecs: 10,
+    tlsRootCa: "rel/ca.pem",
+  });
+  assert.deepEqual(c.hosts.lab, {
+    endpoint: "tcp/lab:7447",
+    leaseSecs: 1,
+    connectTimeoutSecs: 2,
+  });
+  assert.equal(c.hosts.edge.leaseSecs, 2.5);
+  // A resolved configuration passes back in as options.
+  assert.deepEqual(resolveConfig({}, { hosts: c.hosts }).hosts, c.hosts);
+  // An explicit undefined is "not given"; names are own keys only.
+  const u = resolveConfig({}, {
+    hosts: { ["__proto__"]: { endpoint: "tcp/h:1", leaseSecs: undefined } },
+  });
+  assert.ok(Object.hasOwn(u.hosts, "__proto__"));
+  assert.equal(u.hosts["__proto__"].leaseSecs, 10);
+  assert.equal(Object.getPrototypeOf(u.hosts), Object.prototype);
+  // Endpoints: every scheme, names and IPv6 addresses.
+  for (
+    const endpoint of [
+      "tcp/127.0.0.1:1",
+      "tls/gpu-box.example.org:65535",
+      "quic/[::1]:7447",
+    ]
+  ) {
+    assert.equal(
+      resolveConfig({}, { hosts: { h: { endpoint } } }).hosts.h.endpoint,
+      endpoint,
+    );
+  }
+});
+
 Deno.test("boundary values are accepted", () => {
   const c = resolveConfig({
     multiprocess: {
@@ -223,7 +298,7 @@ const FILE_ERRORS: [string, string, string][] = [
   [
     "unknown_key",
     "multiprocess.chanel_capacity",
-    "unknown key (known: max_processes_per_session, channel_capacity, init_timeout_secs, cleanup_grace_period_secs, publish_timeout_secs, ping_interval_secs, ping_timeout_secs, enable_backpressure, max_payload_bytes, python)",
+    "unknown key (known: max_processes_per_session, channel_capacity, init_timeout_secs, cleanup_grace_period_secs, publish_timeout_secs, ping_interval_secs, ping_timeout_secs, enable_backpressure, max_payload_bytes, hosts, python)",
   ],
   [
     "unknown_python_key",
@@ -368,6 +443,76 @@ const FILE_ERRORS: [string, string, string][] = [
     "multiprocess.python.env",
     "must be a table of strings, got an array",
   ],
+  [
+    "hosts_local",
+    "multiprocess.hosts.local",
+    '"local" is reserved: it means this host (a node without host, or with host = "local", runs here); give the remote host another name',
+  ],
+  [
+    "hosts_bad_scheme",
+    "multiprocess.hosts.gpu.endpoint",
+    'scheme "udp" of "udp/10.0.0.3:7447" is not supported: use tcp, tls or quic (for example "tcp/10.0.0.3:7447")',
+  ],
+  [
+    "hosts_no_port",
+    "multiprocess.hosts.gpu.endpoint",
+    'must be tcp/<address>:<port> (for example "tcp/10.0.0.3:7447"; an IPv6 address in brackets, "tcp/[fd00::3]:7447"), got "tcp/10.0.0.3": the port is missing or the address is malformed',
+  ],
+  [
+    "hosts_no_scheme",
+    "multiprocess.hosts.gpu.endpoint",
+    'must be a Zenoh locator <scheme>/<address>:<port> with scheme tcp, tls or quic (for example "tcp/10.0.0.3:7447"), got "10.0.0.3:7447"',
+  ],
+  [
+    "hosts_port_range",
+    "multiprocess.hosts.gpu.endpoint",
+    'port 0 of "tcp/10.0.0.3:0" is out of range (1 to 65535)',
+  ],
+  [
+    "hosts_no_endpoint",
+    "multiprocess.hosts.gpu",
+    'needs `endpoint` (the host agent\'s Zenoh locator, for example "tcp/10.0.0.3:7447")',
+  ],
+  [
+    "hosts_lease_zero",
+    "multiprocess.hosts.gpu.lease_secs",
+    "must be greater than 0 and at most 86400, got 0",
+  ],
+  [
+    "hosts_timeout_string",
+    "multiprocess.hosts.gpu.connect_timeout_secs",
+    "must be a number, got a string",
+  ],
+  [
+    "hosts_unknown_key",
+    "multiprocess.hosts.gpu.lease",
+    "unknown key (known: endpoint, lease_secs, connect_timeout_secs, tls_root_ca, tls_cert, tls_key)",
+  ],
+  [
+    "hosts_bad_name",
+    'multiprocess.hosts."gpu.lab"',
+    "is not a valid host name (letters, digits, _ and -, starting with a letter or _, at most 64 characters)",
+  ],
+  [
+    "hosts_not_table",
+    "multiprocess.hosts",
+    "must be a table of tables, got a string",
+  ],
+  [
+    "hosts_entry_not_table",
+    "multiprocess.hosts.gpu",
+    "must be a table, got a string",
+  ],
+  [
+    "hosts_cert_without_key",
+    "multiprocess.hosts.gpu",
+    "gives `tls_cert` without `tls_key`: mutual TLS needs both",
+  ],
+  [
+    "hosts_tls_on_tcp",
+    "multiprocess.hosts.gpu",
+    "gives `tls_root_ca` but its endpoint tcp/10.0.0.3:7447 is plain TCP: use a tls/ or quic/ endpoint, or drop the TLS keys",
+  ],
 ];
 
 Deno.test("every bad file value is a ConfigError naming the key and the file", async () => {
@@ -450,7 +595,7 @@ Deno.test("options given in code are validated too, without a file", async () =>
     [
       { channel_capacity: 4 } as unknown as RuntimeConfigOptions,
       "channel_capacity",
-      "unknown option (known: maxProcessesPerSession, channelCapacity, initTimeoutSecs, cleanupGracePeriodSecs, publishTimeoutSecs, pingIntervalSecs, pingTimeoutSecs, enableBackpressure, maxPayloadBytes, python)",
+      "unknown option (known: maxProcessesPerSession, channelCapacity, initTimeoutSecs, cleanupGracePeriodSecs, publishTimeoutSecs, pingIntervalSecs, pingTimeoutSecs, enableBackpressure, maxPayloadBytes, hosts, python)",
     ],
     [
       { python: { venv_path: "/x" } } as unknown as RuntimeConfigOptions,
@@ -483,6 +628,38 @@ Deno.test("options given in code are validated too, without a file", async () =>
       "must not contain a NUL character",
     ],
     [{ python: { executable: "" } }, "python.executable", "must not be empty"],
+    [
+      { hosts: { local: { endpoint: "tcp/127.0.0.1:7447" } } },
+      "hosts.local",
+      '"local" is reserved: it means this host (a node without host, or with host = "local", runs here); give the remote host another name',
+    ],
+    [
+      { hosts: { gpu: {} } } as unknown as RuntimeConfigOptions,
+      "hosts.gpu",
+      'needs `endpoint` (the host agent\'s Zenoh locator, for example "tcp/10.0.0.3:7447")',
+    ],
+    [
+      {
+        hosts: { gpu: { endpoint: "tcp/h:1", lease_secs: 3 } },
+      } as unknown as RuntimeConfigOptions,
+      "hosts.gpu.lease_secs",
+      "unknown option (known: endpoint, leaseSecs, connectTimeoutSecs, tlsRootCa, tlsCert, tlsKey)",
+    ],
+    [
+      { hosts: { gpu: { endpoint: "tls/h:1", tlsKey: "k" } } },
+      "hosts.gpu",
+      "gives `tlsKey` without `tlsCert`: mutual TLS needs both",
+    ],
+    [
+      { hosts: { gpu: { endpoint: "tcp/h:1", connectTimeoutSecs: -1 } } },
+      "hosts.gpu.connectTimeoutSecs",
+      "must be greater than 0 and at most 86400, got -1",
+    ],
+    [
+      { hosts: { gpu: "tcp/h:1" } } as unknown as RuntimeConfigOptions,
+      "hosts.gpu",
+      "must be an object, got a string",
+    ],
   ];
   for (const [opts, key, message] of cases) {
     const e = await configError(() => loadConfig(fixture("full.toml"), opts));
