@@ -25,6 +25,7 @@ import {
   ResourceLimitError,
 } from "../errors.ts";
 import { ICEORYX2_VERSION } from "../protocol/contracts.ts";
+import { checkHosts } from "./_hosts.ts";
 import {
   checkEnvNames,
   DEFAULT_ENV_NAME,
@@ -936,6 +937,7 @@ export class MultiprocessExecutor implements AsyncDisposable {
       );
     }
     checkEnvNames(pipeline, this.config);
+    checkHosts(pipeline, this.config);
     const envs = usedEnvs(pipeline);
     const entries = await this.#typeEntries(pipeline, options);
     const listings = new Map(
