@@ -16,6 +16,7 @@ import { readEnv, type RuntimeConfig } from "./config.ts";
 import { channelStats, type NodeCounters } from "./_session_stats.ts";
 import { CHANNEL_DEFAULT_MAX_SUBSCRIBERS } from "../protocol/contracts.ts";
 import {
+  runnerSpec,
   type SpecContext,
   writeRunnerSpec,
   writeRunnerSpecs,
@@ -46,6 +47,8 @@ import {
 import type { RuntimeData } from "../data/runtime_data/mod.ts";
 import { type ForkServer, LogSink } from "./fork_server.ts";
 import { nodeBaseEnv } from "./_node_env.ts";
+import { type HostPlan, planHosts } from "./_hosts.ts";
+import { HostLink } from "./host_link.ts";
 
 /** The state of one node. */
 export type NodeState =
@@ -138,6 +141,11 @@ export interface LostEvent {
   nodeId?: string;
   /** The pipeline output that missed them, when Deno was the reader. */
   output?: string;
+  /**
+   * The remote host whose link they were lost on (a gap between the two ends
+   * of a bridge, docs/hosts-protocol.md), when neither a node nor Deno missed them.
+   */
+  host?: string;
   /** The channel. */
   channel: string;
   /** How many. */
@@ -358,6 +366,12 @@ export class Session extends EventTarget implements AsyncDisposable {
   /** How the session starts runners, kept for restarts. */
   #spawnEnv: Record<string, string> = {};
   #specContext: SpecContext | undefined;
+  /** Where nodes run and which channels cross hosts (empty: all local). */
+  #hostPlan: HostPlan = { nodes: new Map(), bridges: [] };
+  /** The link to the remote hosts, when some node runs on one. */
+  #hostLink: HostLink | undefined;
+  /** Its start, until it resolves (a failed session start still closes it). */
+  #hostLinkStarting: Promise<HostLink> | undefined;
   #healthTimer: ReturnType<typeof setInterval> | undefined;
   #pingId = 0;
   #lost = 0;
@@ -476,6 +490,14 @@ export class Session extends EventTarget implements AsyncDisposable {
         PYTHONPATH: [...pythonPathEntries, readEnv("PYTHONPATH") ?? ""]
           .filter(Boolean).join(":"),
       };
+      this.#hostPlan = planHosts(this.#pipeline);
+      // The remote hosts start while the local nodes do (a host link
+      // waits for its agents; its failure fails the session below).
+      const linking = this.#hostPlan.nodes.size
+        ? this.#startHostLink()
+        : undefined;
+      linking?.catch(() => {});
+      this.#hostLinkStarting = linking;
       const server = await this.#forkServer?.();
       this.#startedAt = performance.now();
       // Every node is initializing before any runner exists: a forked
@@ -489,7 +511,9 @@ export class Session extends EventTarget implements AsyncDisposable {
       if (server) {
         // The server is the default interpreter: a node of another Python
         // environment is spawned with its own interpreter below.
-        const entries = [...specs].filter(([id]) => this.#forkable(id));
+        const entries = [...specs].filter(([id]) =>
+          this.#forkable(id) && !this.#isRemote(id)
+        );
         const handles = await Promise.allSettled(
           entries.map(([id, specPath]) => this.#fork(server, id, specPath)),
         );
@@ -505,10 +529,17 @@ export class Session extends EventTarget implements AsyncDisposable {
         }
       }
       for (const [id, specPath] of specs) {
+        if (this.#isRemote(id)) continue;
         this.#watch(
           this.#nodes.get(id)!,
           forked?.get(id) ?? this.#spawn(id, specPath),
         );
+      }
+      if (linking) {
+        this.#hostLink = await linking;
+        for (const ids of this.#hostPlan.nodes.values()) {
+          for (const id of ids) this.#watch(this.#nodes.get(id)!, this.#remote(id));
+        }
       }
     } catch (e) {
       await this.#fail(e as Error);
@@ -524,6 +555,62 @@ export class Session extends EventTarget implements AsyncDisposable {
       this.#config.initTimeoutSecs * 1000,
     );
     if (signal) this.#closeOnAbort(signal);
+  }
+
+  /** True when node `id` is placed on another host. */
+  #isRemote(id: string): boolean {
+    for (const ids of this.#hostPlan.nodes.values()) {
+      if (ids.includes(id)) return true;
+    }
+    return false;
+  }
+
+  /** The host node `id` is placed on (undefined: this one). */
+  #hostOf(id: string): string | undefined {
+    for (const [host, ids] of this.#hostPlan.nodes) {
+      if (ids.includes(id)) return host;
+    }
+    return undefined;
+  }
+
+  /** Starts the link to the remote hosts; resolves once their nodes are spawned. */
+  #startHostLink(): Promise<HostLink> {
+    const specs = new Map(
+      [...this.#hostPlan.nodes.values()].flat().map((
+        id,
+      ) => [id, runnerSpec(this.#specContext!, id)]),
+    );
+    return HostLink.start({
+      sessionId: this.id,
+      isolation: this.#context.isolation,
+      controlSocket: this.#control.path,
+      plan: this.#hostPlan,
+      hosts: this.#config.hosts,
+      specs,
+      channel: {
+        capacity: this.#config.channelCapacity,
+        maxSubscribers: MAX_SUBSCRIBERS,
+      },
+      maxPayloadBytes: this.#config.maxPayloadBytes,
+      python: envPython(this.#config, undefined).executable,
+      env: this.#spawnEnv,
+      handlers: {
+        onHostLost: (error) => this.#fail(error),
+        onLost: ({ channel, count, host }) =>
+          this.#reportLost({ channel, count, host }),
+        onError: (error) => this.#fail(error),
+        onLinkLog: (line) => this.#log("hosts", "stderr", line),
+      },
+    });
+  }
+
+  /** Remote node `id`'s process, as its host's agent reports it. */
+  #remote(id: string): NodeProcess {
+    return NodeProcess.fromHandle(
+      id,
+      this.#hostLink!.handle(id),
+      (stream, line, continued) => this.#log(id, stream, line, continued),
+    );
   }
 
   /** True when node `id` runs in the fork server's interpreter (the default one). */
@@ -900,7 +987,9 @@ export class Session extends EventTarget implements AsyncDisposable {
     if (this.#dispatchHeard("lost", event)) return;
     const reader = event.nodeId !== undefined
       ? `node "${event.nodeId}"`
-      : `output "${event.output}"`;
+      : event.output !== undefined
+      ? `output "${event.output}"`
+      : `crossing to or from host "${event.host}"`;
     console.error(
       `Lost ${event.count} message${
         event.count === 1 ? "" : "s"
@@ -1047,6 +1136,7 @@ export class Session extends EventTarget implements AsyncDisposable {
           stderrTail: node.stderrTail,
           restarts: gaveUp,
           windowSecs: gaveUp ? policy.window_secs : undefined,
+          host: this.#hostOf(node.id),
         }),
     );
   }
@@ -1101,6 +1191,12 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.#heartbeat ??= setInterval(() => this.#beat(), HEARTBEAT_MS / 2);
     try {
       const specPath = writeRunnerSpec(this.#specContext!, node.id, attempt);
+      if (this.#isRemote(node.id)) {
+        await this.#hostLink!.respawn(node.id, attempt);
+        if (this.#failure || this.#closing) return;
+        this.#watch(node, this.#remote(node.id));
+        return this.#armRestartInitTimer(node);
+      }
       const server = this.#forkable(node.id)
         ? await this.#forkServer?.()
         : undefined;
@@ -1116,6 +1212,11 @@ export class Session extends EventTarget implements AsyncDisposable {
       this.#fail(e as Error);
       return;
     }
+    this.#armRestartInitTimer(node);
+  }
+
+  /** Kills a restarted node that misses `init_timeout_secs`. */
+  #armRestartInitTimer(node: NodeEntry): void {
     const child = node.process;
     node.initTimer = setTimeout(() => {
       if (node.process !== child || node.state !== "initializing") return;
@@ -1450,6 +1551,10 @@ export class Session extends EventTarget implements AsyncDisposable {
           if (node.state !== "error") this.#setState(node, "stopped");
         }),
       );
+      // The agents stop what is left there and remove their files.
+      const link = this.#hostLink ??
+        await this.#hostLinkStarting?.catch(() => undefined);
+      await link?.close();
       // Every process is reaped; now nothing maps the shared memory.
       await this.#inspectServer?.close();
       await this.#control?.close();

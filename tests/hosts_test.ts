@@ -1,0 +1,414 @@
+// One pipeline across hosts (issue 14): real network namespaces linked by a
+// veth pair (tests/support/netns.ts) stand for two hosts. Host 0 runs this
+// session's Python processes (runners, fork server, hosts link: the executor's
+// Python is a wrapper that enters namespace 0), host 1 runs a real agent
+// (`python -m remotemedia_multiprocess.agent`). Deno itself stays outside
+// both: it only talks to its processes over Unix sockets and shared memory.
+// Zenoh's own shared memory is off, so every byte between the hosts crosses
+// TCP over the veth.
+import { assert, assertEquals, assertInstanceOf } from "./support/assert.ts";
+import {
+  executor,
+  python,
+  root,
+  waitUntil,
+} from "./support/sessions.ts";
+import {
+  canMakeNetns,
+  createNetwork,
+  type Network,
+} from "./support/netns.ts";
+import {
+  binary,
+  MultiprocessExecutor,
+  Pipeline,
+  type RuntimeData,
+  type Session,
+  text,
+} from "../mod.ts";
+import {
+  BackpressureTimeoutError,
+  HostLostError,
+  ProcessCrashError,
+} from "../errors.ts";
+
+const ignore = !canMakeNetns();
+const PORT = 7447;
+const LEASE_SECS = 3;
+const modules = {
+  modules: ["hosts_nodes"],
+  modulePaths: [`${root}tests/nodes`],
+  printLogs: false,
+};
+
+/** Two hosts, an agent on host 1, and an executor whose Python runs on host 0. */
+interface Hosts extends AsyncDisposable {
+  net: Network;
+  agent: Deno.ChildProcess;
+  agentPid: number;
+  /** /proc/self/ns/net as a process on host 0 / host 1 reads it. */
+  nsLocal: string;
+  nsRemote: string;
+  ex: MultiprocessExecutor;
+  agentLog: string[];
+}
+
+async function netnsOf(net: Network, host: number): Promise<string> {
+  const out = await net.exec(host, ["readlink", "/proc/self/ns/net"]);
+  assert(out.success, out.stderr);
+  return out.stdout.trim();
+}
+
+async function startAgent(
+  net: Network,
+  log: string[],
+): Promise<{ child: Deno.ChildProcess; pid: number }> {
+  const child = net.spawn(1, [
+    python,
+    "-m",
+    "remotemedia_multiprocess.agent",
+    "--listen",
+    `tcp/${net.address(0, 1)}:${PORT}`,
+    "--lease-secs",
+    String(LEASE_SECS),
+  ], { stdout: "piped", stderr: "piped" });
+  pump(child.stderr, log);
+  const reader = child.stdout.pipeThrough(new TextDecoderStream())
+    .getReader();
+  let text = "";
+  const deadline = Date.now() + 20_000;
+  while (!text.includes("\n")) {
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, Math.max(0, deadline - Date.now()));
+    const { value, done } = await reader.read();
+    clearTimeout(timer);
+    if (done) {
+      throw new Error(`The agent ended before listening:\n${log.join("\n")}`);
+    }
+    text += value;
+  }
+  reader.releaseLock();
+  child.stdout.cancel().catch(() => {});
+  const pid = JSON.parse(text.split("\n")[0]).pid as number;
+  return { child, pid };
+}
+
+function pump(stream: ReadableStream<Uint8Array>, into: string[]): void {
+  (async () => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      into.push(...chunk.split("\n").filter(Boolean));
+    }
+  })().catch(() => {});
+}
+
+async function hosts(extra: Record<string, unknown> = {}): Promise<Hosts> {
+  const net = await createNetwork(2);
+  try {
+    const dir = await Deno.makeTempDir({ prefix: "rmp-hosts-test-" });
+    const wrapper = `${dir}/python`;
+    await Deno.writeTextFile(
+      wrapper,
+      `#!/bin/sh\nexec ip netns exec ${net.ns(0)} ${python} "$@"\n`,
+    );
+    await Deno.chmod(wrapper, 0o755);
+    const agentLog: string[] = [];
+    const { child, pid } = await startAgent(net, agentLog);
+    const ex = executor({
+      python: { executable: wrapper },
+      hosts: {
+        edge: {
+          endpoint: `tcp/${net.address(0, 1)}:${PORT}`,
+          leaseSecs: LEASE_SECS,
+          connectTimeoutSecs: 15,
+        },
+      },
+      ...extra,
+    });
+    const result: Hosts = {
+      net,
+      agent: child,
+      agentPid: pid,
+      nsLocal: await netnsOf(net, 0),
+      nsRemote: await netnsOf(net, 1),
+      ex,
+      agentLog,
+      async [Symbol.asyncDispose]() {
+        await ex.close();
+        try {
+          child.kill("SIGTERM");
+        } catch { /* already gone */ }
+        await Promise.race([child.status, sleep(8_000)]);
+        await net.close();
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      },
+    };
+    return result;
+  } catch (e) {
+    await net.close();
+    throw e;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The isolation files of prefixes starting with `start` (shm and /tmp/rmp). */
+function isolationFiles(start: string): string[] {
+  const found: string[] = [];
+  for (const dir of ["/dev/shm", "/tmp/rmp"]) {
+    try {
+      for (const e of Deno.readDirSync(dir)) {
+        if (e.name.startsWith(start)) found.push(`${dir}/${e.name}`);
+      }
+    } catch { /* no such folder */ }
+  }
+  return found;
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !stat.split(") ")[1].startsWith("Z");
+  } catch {
+    return false;
+  }
+}
+
+/** a (here) -> b (on host "edge") -> c (here). */
+function chain(bType = "where", bConfig: Record<string, string> = {}): Pipeline {
+  return new Pipeline()
+    .addNode("where", "a", {})
+    .addNode(bType, "b", bConfig, { host: "edge" })
+    .addNode("where", "c", {})
+    .addInput("in", "a", "in")
+    .connect("a", "out", "b", "in")
+    .connect("b", "out", "c", "in")
+    .addOutput("out", "c", "out");
+}
+
+function textOf(data: RuntimeData): string {
+  assert(data.kind === "text", `text, not ${data.kind}`);
+  return data.text;
+}
+
+function failure(session: Session): Promise<Error> {
+  return new Promise((resolve) =>
+    session.addEventListener(
+      "failed",
+      (e) => resolve((e as CustomEvent<Error>).detail),
+      { once: true },
+    )
+  );
+}
+
+/** Everything of the session and of the agent's side is gone. */
+async function assertNothingLeft(
+  h: Hosts,
+  session: Session,
+  pids: number[],
+): Promise<void> {
+  const localPrefix = session.isolation.prefix;
+  const remotePrefix = `rmp${h.agentPid}x`;
+  const gone = await waitUntil(
+    () =>
+      pids.every((p) => !alive(p)) &&
+      isolationFiles(localPrefix).length === 0 &&
+      isolationFiles(remotePrefix).length === 0,
+    10_000,
+  );
+  assert(
+    gone,
+    `left behind: pids ${pids.filter(alive)}, files ${[
+      ...isolationFiles(localPrefix),
+      ...isolationFiles(remotePrefix),
+    ]}\nagent log:\n${h.agentLog.join("\n")}`,
+  );
+}
+
+Deno.test({
+  name: "hosts: the middle node runs on the other host; text and binary cross intact, in order",
+  ignore,
+  async fn() {
+    await using h = await hosts();
+    const session = await h.ex.createSession(chain(), modules);
+    await session.initialize();
+    const pids = session.status().map((s) => s.pid!);
+    const outputs = session.receive("out");
+    for (let i = 0; i < 20; i++) {
+      await session.send("in", text(`m${i}`));
+      const got = textOf((await outputs.next()).value!.data).split("|");
+      // c | b | a | message: a and c here, b on the other host.
+      assertEquals(got.length, 7);
+      assertEquals([got[0], got[2], got[4], got[6]], [
+        h.nsLocal,
+        h.nsRemote,
+        h.nsLocal,
+        `m${i}`,
+      ]);
+    }
+    assert(h.nsLocal !== h.nsRemote);
+    for (const size of [1, 1024, 65536, 1 << 20, 4 << 20]) {
+      const bytes = new Uint8Array(size);
+      for (let i = 0; i < size; i++) bytes[i] = (i * 7 + size) & 0xff;
+      await session.send("in", binary(bytes));
+      const got = (await outputs.next()).value!.data;
+      assert(got.kind === "binary", got.kind);
+      assertEquals(got.data.length, size);
+      assertEquals(new Uint8Array(got.data), bytes);
+    }
+    assertEquals((await session.stats()).lost, 0);
+    await outputs.return(undefined);
+    await session.close();
+    await assertNothingLeft(h, session, pids);
+  },
+});
+
+Deno.test({
+  name: "hosts: a stalled remote consumer ends in BackpressureTimeoutError; nothing is dropped",
+  ignore,
+  async fn() {
+    const gate = await Deno.makeTempFile();
+    await Deno.remove(gate);
+    await using h = await hosts({ publishTimeoutSecs: 1, channelCapacity: 4 });
+    const pipeline = new Pipeline()
+      .addNode("gate", "b", { open_file: gate }, { host: "edge" })
+      .addInput("in", "b", "in")
+      .addOutput("out", "b", "out");
+    const session = await h.ex.createSession(pipeline, modules);
+    await session.initialize();
+    let sent = 0;
+    let error: unknown;
+    const started = performance.now();
+    while (sent < 100) {
+      try {
+        await session.send("in", text(`m${sent}`));
+        sent++;
+      } catch (e) {
+        error = e;
+        break;
+      }
+    }
+    assertInstanceOf(error, BackpressureTimeoutError);
+    // Bounded buffering: the node's one message, its channel (4), the wire
+    // and ingress (4 credits), Deno's channel (4).
+    assert(sent <= 1 + 4 + 4 + 4, `sent ${sent} before the timeout`);
+    assert(performance.now() - started < 15_000);
+    await Deno.writeTextFile(gate, "");
+    const outputs = session.receive("out");
+    for (let i = 0; i < sent; i++) {
+      assertEquals(textOf((await outputs.next()).value!.data), `m${i}`);
+    }
+    await outputs.return(undefined);
+    assertEquals((await session.stats()).lost, 0);
+    await session.close();
+    await Deno.remove(gate).catch(() => {});
+  },
+});
+
+Deno.test({
+  name: "hosts: kill -9 of a remote node is a ProcessCrashError naming the host",
+  ignore,
+  async fn() {
+    await using h = await hosts();
+    const session = await h.ex.createSession(chain(), modules);
+    await session.initialize();
+    const pids = session.status().map((s) => s.pid!);
+    const remotePid = session.status().find((s) => s.nodeId === "b")!.pid!;
+    const failed = failure(session);
+    Deno.kill(remotePid, "SIGKILL");
+    const error = await failed;
+    assertInstanceOf(error, ProcessCrashError);
+    assertEquals([error.nodeId, error.host, error.signal], [
+      "b",
+      "edge",
+      "SIGKILL",
+    ]);
+    assert(error.message.includes('on host "edge"'), error.message);
+    await session.close();
+    await assertNothingLeft(h, session, pids);
+  },
+});
+
+Deno.test({
+  name: "hosts: a killed agent fails the session with HostLostError; its nodes go with it",
+  ignore,
+  async fn() {
+    await using h = await hosts();
+    const session = await h.ex.createSession(chain(), modules);
+    await session.initialize();
+    const pids = session.status().map((s) => s.pid!);
+    const failed = failure(session);
+    const killedAt = performance.now();
+    Deno.kill(h.agentPid, "SIGKILL");
+    const error = await failed;
+    assertInstanceOf(error, HostLostError);
+    assertEquals([error.host, error.reason], ["edge", "agent_exited"]);
+    assert(performance.now() - killedAt < LEASE_SECS * 1000 + 2000);
+    await session.close();
+    // The agent's runners end on their control socket's end of file; its
+    // files stay for the next sweep (an agent killed -9 cannot remove them).
+    const remote = pids.filter((_, i) => session.status()[i].nodeId === "b");
+    assert(
+      await waitUntil(() => remote.every((p) => !alive(p)), 5_000),
+      "the remote runner outlived its agent",
+    );
+    assertEquals(isolationFiles(session.isolation.prefix), []);
+  },
+});
+
+Deno.test({
+  name: "hosts: the link taken down fails the session within the lease; both sides clean up",
+  ignore,
+  async fn() {
+    await using h = await hosts();
+    const session = await h.ex.createSession(chain(), modules);
+    await session.initialize();
+    const pids = session.status().map((s) => s.pid!);
+    const failed = failure(session);
+    const downAt = performance.now();
+    await h.net.linkDown(0, 1);
+    const error = await failed;
+    const detectedMs = performance.now() - downAt;
+    assertInstanceOf(error, HostLostError);
+    assertEquals([error.host, error.reason], ["edge", "lease_expired"]);
+    assert(
+      detectedMs < LEASE_SECS * 1000 * 1.5 + 1000,
+      `detected after ${detectedMs} ms (lease ${LEASE_SECS} s)`,
+    );
+    await session.close();
+    // The agent stops the session's nodes when the link's token expires.
+    await assertNothingLeft(h, session, pids);
+    await h.net.linkUp(0, 1);
+  },
+});
+
+Deno.test({
+  name: "hosts: no agent at the endpoint fails session start with HostLostError (unreachable)",
+  ignore,
+  async fn() {
+    const ex = executor({
+      hosts: {
+        edge: { endpoint: "tcp/127.0.0.1:7", connectTimeoutSecs: 2 },
+      },
+    });
+    try {
+      const started = performance.now();
+      let error: unknown;
+      try {
+        await ex.createSession(chain(), modules);
+      } catch (e) {
+        error = e;
+      }
+      assertInstanceOf(error, HostLostError);
+      assertEquals(error.reason, "unreachable");
+      assert(error.message.includes("remotemedia_multiprocess.agent"));
+      assert(performance.now() - started < 15_000);
+    } finally {
+      await ex.close();
+    }
+  },
+});
