@@ -14,7 +14,21 @@ import type { RuntimeConfig } from "./config.ts";
 /** The host name that means this host (as does a node without `host`). */
 export const LOCAL_HOST = "local";
 
-/** Which remote hosts run which nodes, and which channels cross to them. */
+/**
+ * Which remote hosts run which nodes, and which channels cross to them
+ * ({@linkcode planHosts}).
+ *
+ * @example
+ * ```ts
+ * import { type HostPlan, planHosts } from "./_hosts.ts";
+ * import { Pipeline } from "../pipeline/mod.ts";
+ * const plan: HostPlan = planHosts(
+ *   new Pipeline().addNode("t", "asr", {}, { host: "gpu" })
+ *     .addInput("audio", "asr", "in").addOutput("text", "asr", "out"),
+ * );
+ * console.log(plan.bridges.map((b) => `${b.channel} ${b.direction}`)); // ["in.audio out", "asr.out in"]
+ * ```
+ */
 export interface HostPlan {
   /** Remote host name -> ids of the nodes placed there (hosts in first-use order). Empty when all nodes are local. */
   nodes: Map<string, string[]>;
@@ -22,7 +36,17 @@ export interface HostPlan {
   bridges: BridgePlan[];
 }
 
-/** One channel crossing between this host and one remote host. */
+/**
+ * One channel crossing between this host and one remote host: an egress
+ * bridge on the producing side, an ingress bridge on the reading side.
+ *
+ * @example
+ * ```ts
+ * import type { BridgePlan } from "./_hosts.ts";
+ * const b: BridgePlan = { channel: "a.out", host: "gpu", direction: "out" };
+ * console.log(b.host); // "gpu"
+ * ```
+ */
 export interface BridgePlan {
   /** The channel name (as `pipeline.channels()` / `pipeline.inputChannels()` name it, e.g. "in.audio", "asr.out"). */
   channel: string;

@@ -74,6 +74,15 @@ export interface PythonEnvOptions {
  * One remote host a pipeline node may run on (`host = "<name>"` on the node):
  * `[multiprocess.hosts.<name>]`, the host agent it runs under and how its
  * Zenoh link is watched.
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig } from "@remotemedia/multiprocess/config";
+ * const c = resolveConfig({
+ *   multiprocess: { hosts: { gpu: { endpoint: "tcp/10.0.0.3:7447" } } },
+ * });
+ * console.log(c.hosts.gpu); // { endpoint: "tcp/10.0.0.3:7447", leaseSecs: 10, connectTimeoutSecs: 10 }
+ * ```
  */
 export interface HostConfig {
   /**
@@ -99,6 +108,15 @@ export interface HostConfig {
 /**
  * One remote host, given in code (the shape of {@linkcode HostConfig}, so a
  * resolved configuration passes back in).
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig } from "@remotemedia/multiprocess/config";
+ * const c = resolveConfig({}, {
+ *   hosts: { gpu: { endpoint: "tls/gpu.lan:7447", leaseSecs: 3, tlsRootCa: "/etc/rmp/ca.pem" } },
+ * });
+ * console.log(c.hosts.gpu.leaseSecs); // 3
+ * ```
  */
 export interface HostOptions {
   /**
