@@ -26,6 +26,7 @@ import {
   type Session,
   text,
 } from "../mod.ts";
+import type { AddNodeOptions } from "../pipeline/schema.ts";
 import {
   BackpressureTimeoutError,
   HostLostError,
@@ -179,10 +180,12 @@ function alive(pid: number): boolean {
 }
 
 /** a (here) -> b (on host "edge") -> c (here). */
-function chain(bType = "where", bConfig: Record<string, string> = {}): Pipeline {
+function chain(
+  bOptions: AddNodeOptions = {},
+): Pipeline {
   return new Pipeline()
     .addNode("where", "a", {})
-    .addNode(bType, "b", bConfig, { host: "edge" })
+    .addNode("where", "b", {}, { host: "edge", ...bOptions })
     .addNode("where", "c", {})
     .addInput("in", "a", "in")
     .connect("a", "out", "b", "in")
@@ -357,6 +360,63 @@ Deno.test({
       "the remote runner outlived its agent",
     );
     assertEquals(isolationFiles(session.isolation.prefix), []);
+    // What the killed agent left, the next agent on that host sweeps.
+    const next = await startAgent(h.net, h.agentLog);
+    try {
+      assert(
+        await waitUntil(
+          () => isolationFiles(`rmp${h.agentPid}x`).length === 0,
+          5_000,
+        ),
+        `left by the killed agent: ${isolationFiles(`rmp${h.agentPid}x`)}`,
+      );
+    } finally {
+      next.child.kill("SIGTERM");
+      await next.child.status;
+    }
+  },
+});
+
+Deno.test({
+  name: "hosts: a remote node killed under on-failure is restarted on its host and the stream goes on",
+  ignore,
+  async fn() {
+    await using h = await hosts();
+    const session = await h.ex.createSession(
+      chain({ restart: { policy: "on-failure", backoffMs: 50 } }),
+      modules,
+    );
+    const restarted: unknown[] = [];
+    session.addEventListener("restarted", (e) => restarted.push(e));
+    session.addEventListener("lost", () => {});
+    await session.initialize();
+    const b = () => session.status().find((s) => s.nodeId === "b")!;
+    const firstPid = b().pid!;
+    const outputs = session.receive("out");
+    await session.send("in", text("before"));
+    assert(textOf((await outputs.next()).value!.data).endsWith("|before"));
+    Deno.kill(firstPid, "SIGKILL");
+    assert(
+      await waitUntil(
+        () => b().restarts === 1 && b().state === "ready",
+        20_000,
+      ),
+      `not restarted: ${JSON.stringify(session.status())}`,
+    );
+    assertEquals(restarted.length, 1);
+    const secondPid = b().pid!;
+    assert(secondPid !== firstPid && alive(secondPid));
+    await session.send("in", text("after"));
+    const got = textOf((await outputs.next()).value!.data).split("|");
+    assertEquals([got[2], got[3], got[6]], [
+      h.nsRemote,
+      String(secondPid),
+      "after",
+    ]);
+    await outputs.return(undefined);
+    const pids = session.status().map((s) => s.pid!);
+    await session.close();
+    await assertNothingLeft(h, session, pids);
   },
 });
 
