@@ -105,7 +105,9 @@ const CLOSE_TIMEOUT_MS = 12_000;
 /** A remote node's process as the session sees it. */
 class RemoteProcess {
   readonly status: Promise<{ code: number | null; signal: string | null }>;
-  readonly #resolve: (s: { code: number | null; signal: string | null }) => void;
+  readonly #resolve: (
+    s: { code: number | null; signal: string | null },
+  ) => void;
   readonly stdout: ReadableStream<Uint8Array>;
   readonly stderr: ReadableStream<Uint8Array>;
   #out!: ReadableStreamDefaultController<Uint8Array>;
@@ -258,7 +260,9 @@ export class HostLink {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = await Promise.race([
       this.#exited.then(() => false),
-      new Promise<boolean>((r) => timer = setTimeout(() => r(true), CLOSE_TIMEOUT_MS)),
+      new Promise<boolean>((r) =>
+        timer = setTimeout(() => r(true), CLOSE_TIMEOUT_MS)
+      ),
     ]);
     clearTimeout(timer);
     if (timedOut) {
@@ -353,7 +357,9 @@ export class HostLink {
         h.onHostLost(
           new HostLostError({
             host: e.host!,
-            reason: e.reason === "lease_expired" ? "lease_expired" : "agent_exited",
+            reason: e.reason === "lease_expired"
+              ? "lease_expired"
+              : "agent_exited",
             leaseSecs: e.lease_secs,
             endpoint: hostConfig(e.host)?.endpoint,
           }),
@@ -394,9 +400,9 @@ export class HostLink {
       const noZenoh = /No module named '?zenoh/.test(tail);
       const why = noZenoh
         ? `it needs eclipse-zenoh: pip install 'remotemedia-multiprocess[hosts]' into ${this.#options.python}`
-        : `it exited with code ${status.code}${status.signal ? ` (${status.signal})` : ""}${
-          tail ? `; its last stderr lines:\n  ${tail}` : ""
-        }`;
+        : `it exited with code ${status.code}${
+          status.signal ? ` (${status.signal})` : ""
+        }${tail ? `; its last stderr lines:\n  ${tail}` : ""}`;
       this.#started.reject(
         new ProcessSpawnError(`The hosts link failed: ${why}`, {
           path: this.#options.python,
@@ -432,7 +438,9 @@ function linkSpec(o: HostLinkOptions): LinkSpec {
     const nodes = ids.map((id) => o.specs.get(id)!);
     const names = new Set<string>();
     for (const n of nodes) {
-      for (const chs of Object.values(n.inputs)) chs.forEach((ch) => names.add(ch));
+      for (const chs of Object.values(n.inputs)) {
+        chs.forEach((ch) => names.add(ch));
+      }
       for (const ch of Object.values(n.outputs)) names.add(ch);
     }
     const bridges = o.plan.bridges.filter((b) => b.host === host);

@@ -538,7 +538,9 @@ export class Session extends EventTarget implements AsyncDisposable {
       if (linking) {
         this.#hostLink = await linking;
         for (const ids of this.#hostPlan.nodes.values()) {
-          for (const id of ids) this.#watch(this.#nodes.get(id)!, this.#remote(id));
+          for (const id of ids) {
+            this.#watch(this.#nodes.get(id)!, this.#remote(id));
+          }
         }
       }
     } catch (e) {

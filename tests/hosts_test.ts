@@ -7,20 +7,11 @@
 // Zenoh's own shared memory is off, so every byte between the hosts crosses
 // TCP over the veth.
 import { assert, assertEquals, assertInstanceOf } from "./support/assert.ts";
-import {
-  executor,
-  python,
-  root,
-  waitUntil,
-} from "./support/sessions.ts";
-import {
-  canMakeNetns,
-  createNetwork,
-  type Network,
-} from "./support/netns.ts";
+import { executor, python, root, waitUntil } from "./support/sessions.ts";
+import { canMakeNetns, createNetwork, type Network } from "./support/netns.ts";
 import {
   binary,
-  MultiprocessExecutor,
+  type MultiprocessExecutor,
   Pipeline,
   type RuntimeData,
   type Session,
@@ -233,7 +224,8 @@ async function assertNothingLeft(
 }
 
 Deno.test({
-  name: "hosts: the middle node runs on the other host; text and binary cross intact, in order",
+  name:
+    "hosts: the middle node runs on the other host; text and binary cross intact, in order",
   ignore,
   async fn() {
     await using h = await hosts();
@@ -271,7 +263,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "hosts: a stalled remote consumer ends in BackpressureTimeoutError; nothing is dropped",
+  name:
+    "hosts: a stalled remote consumer ends in BackpressureTimeoutError; nothing is dropped",
   ignore,
   async fn() {
     const gate = await Deno.makeTempFile();
@@ -313,7 +306,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "hosts: kill -9 of a remote node is a ProcessCrashError naming the host",
+  name:
+    "hosts: kill -9 of a remote node is a ProcessCrashError naming the host",
   ignore,
   async fn() {
     await using h = await hosts();
@@ -337,7 +331,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "hosts: a killed agent fails the session with HostLostError; its nodes go with it",
+  name:
+    "hosts: a killed agent fails the session with HostLostError; its nodes go with it",
   ignore,
   async fn() {
     await using h = await hosts();
@@ -378,7 +373,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "hosts: a remote node killed under on-failure is restarted on its host and the stream goes on",
+  name:
+    "hosts: a remote node killed under on-failure is restarted on its host and the stream goes on",
   ignore,
   async fn() {
     await using h = await hosts();
@@ -421,7 +417,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "hosts: the link taken down fails the session within the lease; both sides clean up",
+  name:
+    "hosts: the link taken down fails the session within the lease; both sides clean up",
   ignore,
   async fn() {
     await using h = await hosts();
@@ -447,7 +444,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "hosts: no agent at the endpoint fails session start with HostLostError (unreachable)",
+  name:
+    "hosts: no agent at the endpoint fails session start with HostLostError (unreachable)",
   ignore,
   async fn() {
     const ex = executor({

@@ -144,8 +144,10 @@ class Link:
         silent = time.monotonic() - host.last_heard
         # An agent that exits closes its TCP connection: the token goes at
         # once, while beats still arrived. A cut link ends only with the lease.
-        reason = "lease_expired" if silent >= max(host.lease / 2, 2 * proto.BEAT_SECS) else (
-            "agent_exited"
+        reason = (
+            "lease_expired"
+            if silent >= max(host.lease / 2, 2 * proto.BEAT_SECS)
+            else ("agent_exited")
         )
         self.emit(
             {
@@ -376,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if m.get("type") == "close":
                     break
                 link.command(m)
-    except Exception as e:  # reported to Deno, which fails the session
+    except Exception as e:  # noqa: BLE001 - reported to Deno, which fails the session
         link.emit({"type": "error", "error": f"{type(e).__name__}: {e}"})
         code = 1
     finally:
