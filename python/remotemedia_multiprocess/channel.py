@@ -234,6 +234,15 @@ def _delivery_gap(last: int, got: int) -> int:
     return gap if gap < _DELIVERY_WRAP // 2 else 0
 
 
+def _wire_view(data: memoryview | bytes) -> memoryview:
+    """``data`` as flat bytes; a wire message has at least its header (the
+    delivery counter is stamped into it)."""
+    mv = memoryview(data).cast("B")
+    if len(mv) < HEADER_LEN:
+        raise ValueError(f"a wire message has at least {HEADER_LEN} bytes, got {len(mv)}")
+    return mv
+
+
 def _next_pow2(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
 
@@ -802,6 +811,44 @@ class Publisher:
         self._stamp_delivery(loan.buffer)
         if not rd.timestamp_ns:
             _stamp_now(loan.buffer)
+        loan.send()
+
+    def send_wire(
+        self,
+        data: memoryview | bytes,
+        timeout: float = 5.0,
+        stop: Callable[[], bool] | None = None,
+    ) -> None:
+        """Forwards a message already in its wire format (header included),
+        as a bridge received it: one copy into a loaned sample, this
+        publisher's delivery counter stamped over the sender's (readers count
+        this port's gaps), everything else unchanged. Waits for space like
+        :meth:`publish`.
+
+        Raises:
+            ValueError: ``data`` is shorter than a header.
+            BackpressureTimeoutError: The channel stayed full for ``timeout`` s.
+            PublishCancelledError: ``stop()`` became true while waiting for space.
+        """
+        mv = _wire_view(data)
+        self._send_wire(self.loan(len(mv), timeout, stop), mv)
+
+    def try_send_wire(self, data: memoryview | bytes) -> bool:
+        """Like :meth:`send_wire` but never waits: False when the channel is full."""
+        mv = _wire_view(data)
+        loan = self.try_loan(len(mv))
+        if loan is None:
+            return False
+        self._send_wire(loan, mv)
+        return True
+
+    def _send_wire(self, loan: Loan, mv: memoryview) -> None:
+        try:
+            loan.buffer[:] = mv
+        except BaseException:
+            loan.discard()
+            raise
+        self._stamp_delivery(loan.buffer)
         loan.send()
 
     def publish_bytes(self, data: bytes | bytearray | memoryview, timeout: float = 5.0) -> None:

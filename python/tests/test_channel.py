@@ -554,3 +554,59 @@ def test_a_wait_shorter_than_a_microsecond_still_ends(iox_env: IoxEnv, seconds: 
     waiter.join(5)
     assert ended, f"a {seconds} s wait was still blocked after 1 s"
     ch.close()
+
+
+def test_send_wire_forwards_a_message_with_this_publishers_delivery_counter(
+    iox_env: IoxEnv,
+) -> None:
+    """A bridge forwards the wire bytes it received: everything arrives as
+    sent except the delivery counter, which is the forwarding port's own (its
+    reader counts that port's gaps)."""
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "wire")
+    msg = make("audio", 4096)
+    msg.session_id = bytes(range(16))
+    msg.sequence = 41
+    msg.timestamp_ns = 123_456_789
+    wire = bytearray(msg.encode())
+    wire[12:16] = (77).to_bytes(4, "little")  # the upstream publisher's counter
+    pub.delivery = 9
+    pub.send_wire(memoryview(wire), timeout=5)
+    pub.send_wire(bytes(wire), timeout=5)
+    for want in (10, 11):
+        with sub.receive_raw(timeout=5) as raw:
+            assert raw is not None
+            got = bytes(raw.data)
+        assert int.from_bytes(got[12:16], "little") == want
+        assert got[:12] == wire[:12] and got[16:] == wire[16:]
+    assert sub.receive_raw(timeout=0.01) is None
+    pub.send_wire(wire)
+    with sub.receive(timeout=5) as rd:
+        assert rd is not None and rd.sequence == 41 and rd.timestamp_ns == 123_456_789
+        assert digest(rd) == digest(msg) and sub.lost == 0
+    with pytest.raises(ValueError, match="at least"):
+        pub.send_wire(b"short")
+    ch_pub.close()
+    ch_sub.close()
+
+
+def test_try_send_wire_never_waits_and_send_wire_waits_like_publish(iox_env: IoxEnv) -> None:
+    ch_pub, ch_sub, pub, sub = pair(iox_env, "wire-full", capacity=2)
+    msg = RuntimeData.binary(b"q" * 5000)  # bigger than the first chunks: they grow
+    msg.sequence = 5
+    wire = msg.encode()
+    assert [pub.try_send_wire(wire) for _ in range(3)] == [True, True, False]
+    started = time.monotonic()
+    with pytest.raises(BackpressureTimeoutError):
+        pub.send_wire(wire, timeout=0.2)
+    assert 0.2 <= time.monotonic() - started < 2.0
+    with pytest.raises(PublishCancelledError):
+        pub.send_wire(wire, timeout=10, stop=lambda: True)
+    got: list[int] = []
+    reader = threading.Thread(target=consume(sub, 3, 0.05, got))
+    reader.start()
+    pub.send_wire(wire, timeout=5)  # waits for the reader to free a chunk
+    reader.join(10)
+    assert got == [5, 5, 5]  # the wire's own sequence, untouched
+    assert pub.delivery == 3 and sub.lost == 0
+    ch_pub.close()
+    ch_sub.close()
