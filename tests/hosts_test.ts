@@ -54,15 +54,18 @@ async function netnsOf(net: Network, host: number): Promise<string> {
 async function startAgent(
   net: Network,
   log: string[],
+  args: string[] = [],
+  scheme = "tcp",
 ): Promise<{ child: Deno.ChildProcess; pid: number }> {
   const child = net.spawn(1, [
     python,
     "-m",
     "remotemedia_multiprocess.agent",
     "--listen",
-    `tcp/${net.address(0, 1)}:${PORT}`,
+    `${scheme}/${net.address(0, 1)}:${PORT}`,
     "--lease-secs",
     String(LEASE_SECS),
+    ...args,
   ], { stdout: "piped", stderr: "piped" });
   pump(child.stderr, log);
   const reader = child.stdout.pipeThrough(new TextDecoderStream())
@@ -96,7 +99,16 @@ function pump(stream: ReadableStream<Uint8Array>, into: string[]): void {
   })().catch(() => {});
 }
 
-async function hosts(extra: Record<string, unknown> = {}): Promise<Hosts> {
+/** TLS set-up of {@linkcode hosts}: the agent's arguments, the host's options. */
+interface TlsSetup {
+  agentArgs: string[];
+  host: Record<string, string | number>;
+}
+
+async function hosts(
+  extra: Record<string, unknown> = {},
+  tls?: (dir: string, address: string) => Promise<TlsSetup>,
+): Promise<Hosts> {
   const net = await createNetwork(2);
   try {
     const dir = await Deno.makeTempDir({ prefix: "rmp-hosts-test-" });
@@ -107,12 +119,20 @@ async function hosts(extra: Record<string, unknown> = {}): Promise<Hosts> {
     );
     await Deno.chmod(wrapper, 0o755);
     const agentLog: string[] = [];
-    const { child, pid } = await startAgent(net, agentLog);
+    const setup = await tls?.(dir, net.address(0, 1));
+    const scheme = setup ? "tls" : "tcp";
+    const { child, pid } = await startAgent(
+      net,
+      agentLog,
+      setup?.agentArgs,
+      scheme,
+    );
     const ex = executor({
       python: { executable: wrapper },
       hosts: {
         edge: {
-          endpoint: `tcp/${net.address(0, 1)}:${PORT}`,
+          endpoint: `${scheme}/${net.address(0, 1)}:${PORT}`,
+          ...setup?.host,
           leaseSecs: LEASE_SECS,
           connectTimeoutSecs: 15,
         },
@@ -470,3 +490,127 @@ Deno.test({
     }
   },
 });
+
+/** A CA and a certificate for `address` signed by it (openssl). */
+async function certificates(dir: string, address: string): Promise<TlsSetup> {
+  const run = async (args: string[]) => {
+    const out = await new Deno.Command("openssl", {
+      args,
+      cwd: dir,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert(out.success, new TextDecoder().decode(out.stderr));
+  };
+  await run([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=rmp test CA",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+  ]);
+  await run([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-subj",
+    `/CN=${address}`,
+    "-keyout",
+    "agent.key",
+    "-out",
+    "agent.csr",
+  ]);
+  await Deno.writeTextFile(
+    `${dir}/san.ext`,
+    `subjectAltName=IP:${address}\n`,
+  );
+  await run([
+    "x509",
+    "-req",
+    "-in",
+    "agent.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "1",
+    "-extfile",
+    "san.ext",
+    "-out",
+    "agent.pem",
+  ]);
+  return {
+    agentArgs: [
+      "--tls-cert",
+      `${dir}/agent.pem`,
+      "--tls-key",
+      `${dir}/agent.key`,
+    ],
+    host: { tlsRootCa: `${dir}/ca.pem` },
+  };
+}
+
+Deno.test({
+  name:
+    "hosts: a tls/ endpoint: the agent's certificate is checked against tls_root_ca",
+  ignore: ignore || !hasOpenssl(),
+  async fn() {
+    await using h = await hosts({}, certificates);
+    const session = await h.ex.createSession(chain(), modules);
+    await session.initialize();
+    const outputs = session.receive("out");
+    await session.send("in", text("over tls"));
+    const got = textOf((await outputs.next()).value!.data).split("|");
+    assertEquals([got[2], got[6]], [h.nsRemote, "over tls"]);
+    await outputs.return(undefined);
+    await session.close();
+  },
+});
+
+Deno.test({
+  name:
+    "hosts: a tls/ endpoint whose certificate another CA signed is refused (unreachable)",
+  ignore: ignore || !hasOpenssl(),
+  async fn() {
+    await using h = await hosts(
+      { initTimeoutSecs: 30 },
+      async (dir, address) => {
+        const setup = await certificates(dir, address);
+        const other = await Deno.makeTempDir({ dir });
+        await certificates(other, address);
+        return {
+          agentArgs: setup.agentArgs,
+          host: { tlsRootCa: `${other}/ca.pem`, connectTimeoutSecs: 3 },
+        };
+      },
+    );
+    let error: unknown;
+    try {
+      await h.ex.createSession(chain(), modules);
+    } catch (e) {
+      error = e;
+    }
+    assertInstanceOf(error, HostLostError);
+    assertEquals(error.reason, "unreachable");
+  },
+});
+
+function hasOpenssl(): boolean {
+  try {
+    return new Deno.Command("openssl", { args: ["version"], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
