@@ -132,9 +132,9 @@ async function hosts(
       hosts: {
         edge: {
           endpoint: `${scheme}/${net.address(0, 1)}:${PORT}`,
-          ...setup?.host,
           leaseSecs: LEASE_SECS,
           connectTimeoutSecs: 15,
+          ...setup?.host,
         },
       },
       ...extra,
@@ -596,6 +596,7 @@ Deno.test({
       },
     );
     let error: unknown;
+    const t0 = performance.now();
     try {
       await h.ex.createSession(chain(), modules);
     } catch (e) {
@@ -603,6 +604,8 @@ Deno.test({
     }
     assertInstanceOf(error, HostLostError);
     assertEquals(error.reason, "unreachable");
+    // Within its connect_timeout_secs (3 s), plus start-up and clean-up.
+    assert(performance.now() - t0 < 10_000, `${performance.now() - t0} ms`);
   },
 });
 
