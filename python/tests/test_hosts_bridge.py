@@ -5,11 +5,14 @@ shared memory), channel ``a.out`` on both sides."""
 from __future__ import annotations
 
 import gc
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +25,7 @@ from remotemedia_multiprocess._iox import IoxEnv, new_isolated_env, remove_env_f
 from remotemedia_multiprocess.channel import Channel, Publisher, Subscriber
 from remotemedia_multiprocess.errors import BackpressureTimeoutError
 from remotemedia_multiprocess.hosts._zenoh import (
+    TlsFiles,
     close_bounded,
     credit_key,
     data_key,
@@ -289,7 +293,8 @@ def test_credits_wait_for_their_subscriber_and_refused_messages_are_credited(
     hosts.errors.clear()
     credits: list[int] = []
     sub = hosts.za.declare_subscriber(
-        credit_key(SESSION, CHANNEL), lambda s: credits.append(int.from_bytes(s.payload.to_bytes(), "little"))
+        credit_key(SESSION, CHANNEL),
+        lambda s: credits.append(int.from_bytes(s.payload.to_bytes(), "little")),
     )
     wait_for(lambda: credits == [2], what="the held-back credit")
     sub.undeclare()
@@ -340,3 +345,48 @@ def test_session_config_sets_what_every_host_needs() -> None:
     assert conf.get_json("transport/link/tx/keep_alive") == "4"
     assert data_key("s1", "asr.out") == "rmp/s1/ch/asr.out"
     assert credit_key("s1", "in.audio") == "rmp/s1/ch/in.audio/credit"
+
+
+def _certificates(tmp: Path) -> dict[str, str]:
+    """A test CA and two certificates it signed (server, client) for 127.0.0.1."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp)
+
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+            "-subj", "/CN=rmp-test-ca")  # fmt: skip
+    (tmp / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        openssl(
+            "req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", "/CN=localhost"
+        )
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "1", "-extfile", "ext")  # fmt: skip
+    return {p.name: str(p) for p in tmp.iterdir()}
+
+
+def _connects(server: TlsFiles, client: TlsFiles, within: float) -> bool:
+    port = free_port()
+    zb = open_session(listen=[f"tls/127.0.0.1:{port}"], tls=server)
+    za = open_session(connect=[f"tls/127.0.0.1:{port}"], tls=client)
+    try:
+        wait_for(lambda: list(za.info.peers_zid()), timeout=within)
+        return True
+    except AssertionError:
+        return False
+    finally:
+        assert close_bounded(za) and close_bounded(zb)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make certificates")
+def test_tls_and_mutual_tls(tmp_path: Path) -> None:
+    f = _certificates(tmp_path)
+    ca = f["ca.pem"]
+    server = TlsFiles(cert=f["server.pem"], key=f["server.key"])
+    assert _connects(server, TlsFiles(root_ca=ca), within=5)
+    mutual = TlsFiles(root_ca=ca, cert=f["server.pem"], key=f["server.key"])
+    client = TlsFiles(root_ca=ca, cert=f["client.pem"], key=f["client.key"])
+    assert _connects(mutual, client, within=5)
+    # A listener with a CA requires a client certificate signed by it.
+    assert not _connects(mutual, TlsFiles(root_ca=ca), within=1)

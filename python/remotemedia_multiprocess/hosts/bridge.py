@@ -36,8 +36,8 @@ Egress (a's host), one thread:
    its bound, exactly as with a slow local reader.
 
 Credits: the egress subscribes to the credit key and keeps the largest
-sequence seen as ``credited``, so a lost or reordered credit costs nothing
-once a later one arrives. Crediting a sequence rather than counting messages
+sequence seen as ``credited`` (never more than ``sent``), so a lost or
+reordered credit costs nothing once a later one arrives. Crediting a sequence rather than counting messages
 also keeps the window whole when a message is lost on the wire (a count
 would never reach ``sent`` again, and each loss would shrink the window by
 one for good).
@@ -219,6 +219,9 @@ class Egress:
             return
         (count,) = _CREDIT.unpack(payload)
         with self._cond:
+            # Above ``sent`` it cannot be ours (a stale credit of an earlier
+            # writer on this key): it would widen the window past C.
+            count = min(count, self.sent)
             if count > self.credited:
                 self.credited = count
                 self._cond.notify_all()
