@@ -7,7 +7,13 @@
 // Zenoh's own shared memory is off, so every byte between the hosts crosses
 // TCP over the veth.
 import { assert, assertEquals, assertInstanceOf } from "./support/assert.ts";
-import { executor, python, root, waitUntil } from "./support/sessions.ts";
+import {
+  alive,
+  executor,
+  python,
+  root,
+  waitUntil,
+} from "./support/sessions.ts";
 import { canMakeNetns, createNetwork, type Network } from "./support/netns.ts";
 import {
   binary,
@@ -181,15 +187,6 @@ function isolationFiles(start: string): string[] {
   return found;
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !stat.split(") ")[1].startsWith("Z");
-  } catch {
-    return false;
-  }
-}
-
 /** a (here) -> b (on host "edge") -> c (here). */
 function chain(
   bOptions: AddNodeOptions = {},
@@ -202,6 +199,16 @@ function chain(
     .connect("a", "out", "b", "in")
     .connect("b", "out", "c", "in")
     .addOutput("out", "c", "out");
+}
+
+/** A ready session of `pipeline` (default {@linkcode chain}) and its PIDs. */
+async function ready(
+  h: Hosts,
+  pipeline: Pipeline = chain(),
+): Promise<{ session: Session; pids: number[] }> {
+  const session = await h.ex.createSession(pipeline, modules);
+  await session.initialize();
+  return { session, pids: session.status().map((s) => s.pid!) };
 }
 
 function textOf(data: RuntimeData): string {
@@ -249,9 +256,7 @@ Deno.test({
   ignore,
   async fn() {
     await using h = await hosts();
-    const session = await h.ex.createSession(chain(), modules);
-    await session.initialize();
-    const pids = session.status().map((s) => s.pid!);
+    const { session, pids } = await ready(h);
     const outputs = session.receive("out");
     for (let i = 0; i < 20; i++) {
       await session.send("in", text(`m${i}`));
@@ -331,9 +336,7 @@ Deno.test({
   ignore,
   async fn() {
     await using h = await hosts();
-    const session = await h.ex.createSession(chain(), modules);
-    await session.initialize();
-    const pids = session.status().map((s) => s.pid!);
+    const { session, pids } = await ready(h);
     const remotePid = session.status().find((s) => s.nodeId === "b")!.pid!;
     const failed = failure(session);
     Deno.kill(remotePid, "SIGKILL");
@@ -356,9 +359,7 @@ Deno.test({
   ignore,
   async fn() {
     await using h = await hosts();
-    const session = await h.ex.createSession(chain(), modules);
-    await session.initialize();
-    const pids = session.status().map((s) => s.pid!);
+    const { session, pids } = await ready(h);
     const failed = failure(session);
     const killedAt = performance.now();
     Deno.kill(h.agentPid, "SIGKILL");
@@ -442,9 +443,7 @@ Deno.test({
   ignore,
   async fn() {
     await using h = await hosts();
-    const session = await h.ex.createSession(chain(), modules);
-    await session.initialize();
-    const pids = session.status().map((s) => s.pid!);
+    const { session, pids } = await ready(h);
     const failed = failure(session);
     const downAt = performance.now();
     await h.net.linkDown(0, 1);

@@ -21,6 +21,8 @@ in a Zenoh payload. Per session ``S`` and remote host ``H``:
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Callable
 from typing import Any
 
 START_KEY = "rmp/agent/start"
@@ -54,3 +56,22 @@ def decode(payload: Any) -> dict[str, Any] | None:
     except (ValueError, TypeError):
         return None
     return obj if isinstance(obj, dict) else None
+
+
+def read_lines(conn: socket.socket, on_line: Callable[[str], None]) -> None:
+    """Calls ``on_line`` with each non-empty line read from ``conn`` (a control
+    socket: one JSON object per line) until end of file or an error."""
+    pending = b""
+    while True:
+        try:
+            chunk = conn.recv(65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        pending += chunk
+        while b"\n" in pending:
+            raw, pending = pending.split(b"\n", 1)
+            line = raw.decode("utf-8", "replace")
+            if line.strip():
+                on_line(line)

@@ -162,26 +162,17 @@ class RemoteSession:
 
     def _read_conn(self, conn: socket.socket) -> None:
         node: str | None = None
-        pending = b""
+
+        def on_line(line: str) -> None:
+            nonlocal node
+            if node is None:
+                node = self._hello(conn, line)
+                if node is None:
+                    return
+            self.up({"kind": "control", "node": node, "line": line})
+
         try:
-            while True:
-                try:
-                    chunk = conn.recv(65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                pending += chunk
-                while b"\n" in pending:
-                    raw, pending = pending.split(b"\n", 1)
-                    line = raw.decode("utf-8", "replace")
-                    if not line.strip():
-                        continue
-                    if node is None:
-                        node = self._hello(conn, line)
-                        if node is None:
-                            continue
-                    self.up({"kind": "control", "node": node, "line": line})
+            proto.read_lines(conn, on_line)
         finally:
             with contextlib.suppress(OSError):
                 conn.close()

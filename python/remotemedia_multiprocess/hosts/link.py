@@ -179,18 +179,9 @@ class Link:
 
     def _from_deno(self, node: str, conn: socket.socket) -> None:
         host = self.hosts[self.node_host[node]]
-        pending = b""
-        while True:
-            try:
-                chunk = conn.recv(65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            pending += chunk
-            while b"\n" in pending:
-                raw, pending = pending.split(b"\n", 1)
-                self._down(host, {"kind": "control", "node": node, "line": raw.decode()})
+        proto.read_lines(
+            conn, lambda line: self._down(host, {"kind": "control", "node": node, "line": line})
+        )
 
     def _drop_conn(self, node: str) -> None:
         with self._lock:
