@@ -24,6 +24,7 @@ import {
   text,
 } from "../mod.ts";
 import type { AddNodeOptions } from "../pipeline/schema.ts";
+import { sweepStaleIsolations } from "../data/isolation.ts";
 import {
   BackpressureTimeoutError,
   HostLostError,
@@ -436,6 +437,82 @@ Deno.test({
     await assertNothingLeft(h, session, pids);
   },
 });
+
+Deno.test({
+  name:
+    "hosts: the Deno process killed -9: its link, the remote node and the remote files go; local files go at the next sweep",
+  ignore,
+  async fn() {
+    await using h = await hosts();
+    const wrapper = h.ex.config.python.executable;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${root}tests/fixtures/hosts_program.ts`,
+        wrapper,
+        `tcp/${h.net.address(0, 1)}:${PORT}`,
+        `${root}tests/nodes`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const log: string[] = [];
+    pump(child.stderr, log);
+    const reader = child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let out = "";
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    while (!out.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += value;
+    }
+    clearTimeout(timer);
+    assert(out.includes("\n"), `the program ended early:\n${log.join("\n")}`);
+    const { prefix, pids } = JSON.parse(out.split("\n")[0]) as {
+      prefix: string;
+      pids: number[];
+    };
+    const links = linkPids(prefix);
+    assertEquals(links.length, 1, "one hosts link runs");
+    const remotePrefix = `rmp${h.agentPid}x`;
+    assert(isolationFiles(remotePrefix).length > 0, "the agent's isolation");
+    child.kill("SIGKILL");
+    await child.status;
+    reader.cancel().catch(() => {});
+    assert(
+      await waitUntil(
+        () =>
+          [...pids, ...links].every((p) => !alive(p)) &&
+          isolationFiles(remotePrefix).length === 0,
+        10_000,
+      ),
+      `left behind: pids ${[...pids, ...links].filter(alive)}, files ${
+        isolationFiles(remotePrefix)
+      }\nagent log:\n${h.agentLog.join("\n")}`,
+    );
+    // The dead owner's lock is free now: a sweep (any new session's) takes them.
+    sweepStaleIsolations();
+    assertEquals(isolationFiles(prefix), []);
+  },
+});
+
+/** PIDs of hosts link processes of isolation `prefix` (from /proc). */
+function linkPids(prefix: string): number[] {
+  const found: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+      if (
+        cmd.includes("remotemedia_multiprocess.hosts.link") &&
+        cmd.includes(prefix)
+      ) found.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return found;
+}
 
 Deno.test({
   name:
