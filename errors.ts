@@ -543,6 +543,41 @@ function hostLostMessage(info: {
 }
 
 /**
+ * The link to a remote host, or that host's agent, failed outside any node:
+ * a bridge refused a message, a relay could not reach the session, the link
+ * process could not start. The session fails (nothing crossing that host can
+ * be trusted to arrive).
+ *
+ * @example
+ * ```ts
+ * import { HostLinkError } from "@remotemedia/multiprocess/errors";
+ * const e = new HostLinkError("A bridge refused a message of 70 MB (the limit is 64 MiB)", { host: "gpu" });
+ * console.log(e.message); // Host "gpu": A bridge refused a message of 70 MB (the limit is 64 MiB)
+ * ```
+ */
+export class HostLinkError extends MultiprocessError {
+  /** The host concerned, when one is. */
+  readonly host?: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What failed and why.
+   * @param options The host, the node and the cause.
+   */
+  constructor(
+    message: string,
+    options: MultiprocessErrorOptions & { host?: string } = {},
+  ) {
+    super(
+      options.host ? `Host "${options.host}": ${message}` : message,
+      options,
+    );
+    this.host = options.host;
+  }
+}
+
+/**
  * A node failed a health check: a `process()` call ran longer than its
  * `process_timeout_secs`, or it answered no control ping within
  * `ping_timeout_secs`. With the restart policy `never` it fails the session;

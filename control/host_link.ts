@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { HostLostError, ProcessSpawnError } from "../errors.ts";
+import { HostLinkError, HostLostError, ProcessSpawnError } from "../errors.ts";
 import type { RunnerSpec } from "../protocol/contracts.ts";
 import type { HostConfig } from "./config.ts";
 import type { HostPlan } from "./_hosts.ts";
@@ -377,11 +377,10 @@ export class HostLink {
           break;
         }
         h.onError(
-          new Error(
-            `Hosts link${e.host ? ` (host "${e.host}")` : ""}${
-              e.node ? ` node "${e.node}"` : ""
-            }: ${e.error}`,
-          ),
+          new HostLinkError(e.error ?? "The hosts link failed", {
+            host: e.host,
+            nodeId: e.node || undefined,
+          }),
         );
         break;
     }
