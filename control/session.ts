@@ -160,8 +160,10 @@ export interface NodeStatus {
   type: string;
   /** Its state. */
   state: NodeState;
-  /** Its process id, once spawned. */
+  /** Its process id, once spawned (on its host, for a node on another host). */
   pid?: number;
+  /** The host it runs on (`host` in the pipeline); undefined: this one. */
+  host?: string;
   /** Its last progress. */
   progress: { fraction: number | null; message: string };
   /** How its process ended, once it has (its current process, after restarts). */
@@ -186,9 +188,11 @@ export interface ChannelStats {
 export interface ProcessStats {
   /** The node id. */
   nodeId: string;
-  /** Its process id. */
+  /** Its process id (on its host, for a node on another host). */
   pid: number;
-  /** Resident memory in bytes, when the process is alive. */
+  /** The host it runs on; undefined: this one. */
+  host?: string;
+  /** Resident memory in bytes, when the process is alive here (undefined on another host). */
   rssBytes?: number;
   /** The node's state. */
   state: NodeState;
@@ -1439,6 +1443,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       type: n.type,
       state: n.state,
       pid: n.pid,
+      ...(this.#hostOf(n.id) ? { host: this.#hostOf(n.id) } : {}),
       progress: { fraction: n.fraction, message: n.message },
       exit: n.process?.exit,
       restarts: n.restarts,
@@ -1490,7 +1495,10 @@ export class Session extends EventTarget implements AsyncDisposable {
     ).map((n) => ({
       nodeId: n.id,
       pid: n.pid!,
-      rssBytes: n.process?.exit ? undefined : residentBytes(n.pid!),
+      ...(this.#hostOf(n.id) ? { host: this.#hostOf(n.id) } : {}),
+      rssBytes: n.process?.exit || this.#isRemote(n.id)
+        ? undefined
+        : residentBytes(n.pid!),
       state: n.state,
       received: n.lastStats?.received,
       sent: n.lastStats?.sent,

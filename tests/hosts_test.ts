@@ -272,6 +272,20 @@ Deno.test({
       ]);
     }
     assert(h.nsLocal !== h.nsRemote);
+    assertEquals(session.status().map((s) => s.host), [
+      undefined,
+      "edge",
+      undefined,
+    ]);
+    const stats = await session.stats();
+    const b = stats.processes.find((p) => p.nodeId === "b")!;
+    // Its counters come over the relay; its memory is not measured from here.
+    assertEquals([b.host, b.received, b.sent, b.rssBytes], [
+      "edge",
+      20,
+      20,
+      undefined,
+    ]);
     for (const size of [1, 1024, 65536, 1 << 20, 4 << 20]) {
       const bytes = new Uint8Array(size);
       for (let i = 0; i < size; i++) bytes[i] = (i * 7 + size) & 0xff;
