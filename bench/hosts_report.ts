@@ -1,7 +1,7 @@
 /**
  * `deno task bench:hosts [--json] [--quick] [--gap-ms N] [--only a,b]
- * [--sizes a,b] [--iterations N]`: the baseline half of issue 14 item 6, the
- * numbers a bridged node -> node hop across hosts will be held to.
+ * [--sizes a,b] [--iterations N] [--rounds N]`: issue 14 item 6, the bridged
+ * node -> node hop across hosts beside the numbers it is held to.
  *
  * Every hop is paced (one message at a time, each acknowledged before the
  * next, `--gap-ms` after the acknowledgement), stamped with CLOCK_MONOTONIC
@@ -17,6 +17,20 @@
  * - `zenoh_lo`: the same two peers in one namespace over its loopback.
  * - `session_p2p`: this project's node -> node hop on one host (iceoryx2), as
  *   `bench:hops` measures it (`bench/hops_report.ts --only session_p2p`).
+ * - `session_hosts`: the same node -> node hop (`hop_source` -> `hop_sink`)
+ *   with the producer on host 0 and the consumer on host 1: a real session
+ *   whose Python runs in namespace 0 and a real host agent in namespace 1,
+ *   the edge carried by the bridges (egress iceoryx2 -> Zenoh, ingress Zenoh
+ *   -> iceoryx2) over TCP on the veth (`bench/hosts_session.ts`).
+ *
+ * `zenoh_netns` and `session_hosts` run interleaved, A/B in one run (the
+ * machine is noisy): `--rounds` rounds (default 2), each measuring both paths
+ * on a share of the messages, in alternating order (even rounds Zenoh first,
+ * odd rounds the session first); the session and its agent stay up across
+ * rounds, the Zenoh peers start again for each. The table prints the ratio
+ * `session_hosts / zenoh_netns` at p50 and p95 and whether the issue's target
+ * (the bridged hop within 1.5x of the bare Zenoh hop, at p50) is met per
+ * size.
  *
  * Zenoh is installed into `.cache/zenoh-venv` on first use
  * (`bench/zenoh/venv.ts`). A lost message fails the bench (every wait is
@@ -27,6 +41,7 @@
 import { pct } from "./hops.ts";
 import { ensureZenoh } from "./zenoh/venv.ts";
 import { createNetwork, type Network } from "../tests/support/netns.ts";
+import { type HostsSession, openHostsSession } from "./hosts_session.ts";
 
 const args = Deno.args;
 const json = args.includes("--json");
@@ -38,7 +53,12 @@ const flag = (name: string): string | undefined => {
 /** Pause between two paced messages (after the acknowledgement). */
 const gapMs = Number(flag("--gap-ms") ?? 1);
 if (!(gapMs >= 0)) throw new RangeError("--gap-ms needs a number >= 0");
-const PATHS = ["zenoh_netns", "zenoh_lo", "session_p2p"] as const;
+const PATHS = [
+  "zenoh_netns",
+  "zenoh_lo",
+  "session_p2p",
+  "session_hosts",
+] as const;
 const only = flag("--only")?.split(",") ?? null;
 for (const p of only ?? []) {
   if (!(PATHS as readonly string[]).includes(p)) {
@@ -64,10 +84,24 @@ const iterations = (size: number): number =>
     : size >= 16 << 20
     ? 100
     : 200;
-/** Unmeasured messages first, per size (as in bench:hops). */
+/** Unmeasured messages first, per size and round (as in bench:hops). */
 const WARMUP = quick ? 5 : 20;
+/** Interleaved rounds of `zenoh_netns` and `session_hosts`. */
+const rounds = Number(flag("--rounds") ?? 2);
+if (!Number.isInteger(rounds) || rounds < 1) {
+  throw new RangeError("--rounds needs an integer >= 1");
+}
+/** Round `r`'s share of the measured messages of `size`. */
+const share = (r: number) => (size: number): number => {
+  const n = iterations(size);
+  return Math.floor(n / rounds) + (r < n % rounds ? 1 : 0);
+};
+/** The issue's target: session_hosts p50 within this factor of zenoh_netns. */
+const TARGET = 1.5;
 const root = new URL("../", import.meta.url).pathname;
 const PORT = 7447;
+/** The host agent's port (host 1), beside the Zenoh echo's. */
+const AGENT_PORT = 7448;
 
 /** One `--json` row. */
 interface Row {
@@ -115,11 +149,12 @@ async function zenohHops(
   near: number,
   far: number,
   address: string,
+  count: (size: number) => number = iterations,
 ): Promise<Map<number, number[]>> {
   const endpoint = `tcp/${address}:${PORT}`;
-  const plan = sizes.map((s) => `${s}:${iterations(s)}`);
+  const plan = sizes.map((s) => `${s}:${count(s)}`);
   const bound = 60_000 +
-    sizes.reduce((t, s) => t + (iterations(s) + WARMUP) * (gapMs + 200), 0);
+    sizes.reduce((t, s) => t + (count(s) + WARMUP) * (gapMs + 200), 0);
   const echo = net.spawn(
     far,
     [python, `${root}bench/zenoh/echo.py`, endpoint, String(bound / 1000)],
@@ -154,15 +189,55 @@ async function zenohHops(
   }
 }
 
-if (want("zenoh_netns") || want("zenoh_lo")) {
-  const python = await ensureZenoh(json ? () => {} : console.error);
+if (want("zenoh_netns") || want("zenoh_lo") || want("session_hosts")) {
+  const zenohPython = want("zenoh_netns") || want("zenoh_lo")
+    ? await ensureZenoh(json ? () => {} : console.error)
+    : "";
   await using net = await createNetwork(2);
-  if (want("zenoh_netns")) {
-    const got = await zenohHops(net, python, 0, 1, net.address(0, 1));
-    for (const size of sizes) row("zenoh_netns", size, got.get(size)!);
+  // zenoh_netns and session_hosts: A/B rounds in alternating order.
+  const samples = new Map<string, Map<number, number[]>>();
+  const add = (path: string, got: Map<number, number[]>): void => {
+    const into = samples.get(path) ?? new Map<number, number[]>();
+    samples.set(path, into);
+    for (const [size, us] of got) {
+      into.set(size, [...(into.get(size) ?? []), ...us]);
+    }
+  };
+  let hosts: HostsSession | null = null;
+  try {
+    if (want("session_hosts")) {
+      hosts = await openHostsSession(net, { port: AGENT_PORT });
+    }
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0
+        ? ["zenoh_netns", "session_hosts"]
+        : ["session_hosts", "zenoh_netns"];
+      for (const path of order.filter(want)) {
+        if (path === "zenoh_netns") {
+          add(
+            path,
+            await zenohHops(
+              net,
+              zenohPython,
+              0,
+              1,
+              net.address(0, 1),
+              share(r),
+            ),
+          );
+        } else {
+          add(path, await hosts!.measure(sizes, share(r), WARMUP, gapMs));
+        }
+      }
+    }
+  } finally {
+    await hosts?.[Symbol.asyncDispose]();
+  }
+  for (const path of ["zenoh_netns", "session_hosts"].filter(want)) {
+    for (const size of sizes) row(path, size, samples.get(path)!.get(size)!);
   }
   if (want("zenoh_lo")) {
-    const got = await zenohHops(net, python, 0, 0, "127.0.0.1");
+    const got = await zenohHops(net, zenohPython, 0, 0, "127.0.0.1");
     for (const size of sizes) row("zenoh_lo", size, got.get(size)!);
   }
 }
@@ -221,27 +296,44 @@ if (!json) {
   const get = (path: string, bytes: number): Row | undefined =>
     rows.find((r) => r.path === path && r.bytes === bytes);
   const paths = PATHS.filter(want);
+  const ratios = want("zenoh_netns") && want("session_hosts");
   console.log(
     `hosts, one-way p50 / p95 µs (paced, ${gapMs} ms apart; ${
       iterations(1)
-    } messages per size below 16 MiB, ${WARMUP} warm-up)`,
+    } messages per size below 16 MiB, ${
+      iterations(16 << 20)
+    } at 16 MiB, ${WARMUP} warm-up; zenoh_netns and session_hosts in ${rounds} interleaved round(s))`,
   );
+  const ratioHead = ratios
+    ? ["hosts/netns p50".padEnd(15), "p95".padEnd(5), "target"]
+    : [];
   console.log(
-    ["bytes".padEnd(9), ...paths.map((p) => p.padEnd(18))].join(" | "),
+    ["bytes".padEnd(9), ...paths.map((p) => p.padEnd(18)), ...ratioHead].join(
+      " | ",
+    ),
   );
   for (const size of sizes) {
-    console.log(
-      [
-        String(size).padEnd(9),
-        ...paths.map((p) => {
-          const r = get(p, size);
-          return (r ? `${r.p50_us} / ${r.p95_us}` : "-").padEnd(18);
-        }),
-      ].join(" | "),
-    );
+    const cells = [
+      String(size).padEnd(9),
+      ...paths.map((p) => {
+        const r = get(p, size);
+        return (r ? `${r.p50_us} / ${r.p95_us}` : "-").padEnd(18);
+      }),
+    ];
+    if (ratios) {
+      const h = get("session_hosts", size)!;
+      const z = get("zenoh_netns", size)!;
+      const p50 = h.p50_us / z.p50_us;
+      cells.push(
+        `${p50.toFixed(2)}x`.padEnd(15),
+        `${(h.p95_us / z.p95_us).toFixed(2)}x`.padEnd(5),
+        p50 <= TARGET ? "met" : "missed",
+      );
+    }
+    console.log(cells.join(" | "));
   }
   console.log(
-    "target of issue 14 (not built yet): the bridged node -> node hop across" +
-      " namespaces within 1.5x of zenoh_netns at each size",
+    `target of issue 14: session_hosts (the bridged node -> node hop across` +
+      ` namespaces) within ${TARGET}x of zenoh_netns at p50, at each size`,
   );
 }
