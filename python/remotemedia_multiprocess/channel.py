@@ -234,7 +234,7 @@ def _delivery_gap(last: int, got: int) -> int:
     return gap if gap < _DELIVERY_WRAP // 2 else 0
 
 
-def _wire_view(data: memoryview | bytes) -> memoryview:
+def _wire_view(data: memoryview | bytes | bytearray) -> memoryview:
     """``data`` as flat bytes; a wire message has at least its header (the
     delivery counter is stamped into it)."""
     mv = memoryview(data).cast("B")
@@ -815,7 +815,7 @@ class Publisher:
 
     def send_wire(
         self,
-        data: memoryview | bytes,
+        data: memoryview | bytes | bytearray,
         timeout: float = 5.0,
         stop: Callable[[], bool] | None = None,
     ) -> None:
@@ -833,7 +833,7 @@ class Publisher:
         mv = _wire_view(data)
         self._send_wire(self.loan(len(mv), timeout, stop), mv)
 
-    def try_send_wire(self, data: memoryview | bytes) -> bool:
+    def try_send_wire(self, data: memoryview | bytes | bytearray) -> bool:
         """Like :meth:`send_wire` but never waits: False when the channel is full."""
         mv = _wire_view(data)
         loan = self.try_loan(len(mv))
@@ -841,6 +841,20 @@ class Publisher:
             return False
         self._send_wire(loan, mv)
         return True
+
+    def send_filled_wire(self, loan: Loan) -> None:
+        """Sends a loan this publisher made and the caller filled with a whole
+        wire message (a bridge that copies a message into place piece by
+        piece): stamps this publisher's delivery counter, then sends.
+
+        Raises:
+            ValueError: The loan is shorter than a header (it is discarded).
+        """
+        if loan.size < _DELIVERY_OFFSET + _DELIVERY.size:
+            loan.discard()
+            raise ValueError(f"a {loan.size}-byte loan cannot hold a message header")
+        self._stamp_delivery(loan.buffer)
+        loan.send()
 
     def _send_wire(self, loan: Loan, mv: memoryview) -> None:
         try:

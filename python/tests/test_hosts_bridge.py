@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -32,12 +33,12 @@ from remotemedia_multiprocess.hosts._zenoh import (
     open_session,
     session_config,
 )
-from remotemedia_multiprocess.hosts.bridge import Egress, Ingress
+from remotemedia_multiprocess.hosts.bridge import FRAGMENT_BYTES, Egress, Ingress
 from remotemedia_multiprocess.runtime_data import RuntimeData
 
 SESSION = "s0123"
 CHANNEL = "a.out"
-MAX_PAYLOAD = 2 * 1024 * 1024
+MAX_PAYLOAD = 8 * 1024 * 1024
 
 
 def free_port() -> int:
@@ -271,6 +272,72 @@ def test_losses_are_counted_on_the_wire_and_upstream(hosts: Hosts) -> None:
             assert rd is not None and rd.text == want
     # A new egress starts its sequence at 1: a restart, not a loss.
     assert egress.lost == 3 and hosts.lost == [("egress", CHANNEL, 3)]
+
+
+def test_large_messages_cross_in_fragments_in_place_or_queued(hosts: Hosts) -> None:
+    """Messages over FRAGMENT_BYTES cross as pieces: with the reader keeping
+    up they are copied straight into a loaned chunk; with the reader behind
+    they are assembled and queue behind the others. Both arrive whole, in
+    order, between small ones."""
+    reader = hosts.reader()
+    egress, ingress = hosts.bridge()
+    writer = hosts.writer()
+    big = 3 * FRAGMENT_BYTES + 7
+
+    def message(i: int) -> RuntimeData:
+        rng = np.random.default_rng(1000 + i)
+        size = big if i % 2 else 64
+        return RuntimeData.binary(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+
+    n = 24
+    got: list[bytes] = []
+
+    def read() -> None:
+        for i in range(n):
+            if i == 0:
+                time.sleep(1.0)  # behind: the first messages queue in the ingress
+            rd = reader.receive(timeout=20)
+            assert rd is not None
+            with rd:
+                got.append(rd.as_bytes())
+
+    t = threading.Thread(target=read)
+    t.start()
+    for i in range(n):
+        writer.publish(message(i), timeout=20)
+    t.join(60)
+    assert not t.is_alive()
+    assert len(got) == n
+    for i, payload in enumerate(got):
+        assert payload == message(i).as_bytes(), f"message {i} differs"
+    assert reader.lost == 0 and ingress.lost == 0 and ingress.delivered == n
+    wait_for(lambda: egress.credited == n, what="the last credit")
+
+
+def test_a_message_missing_a_fragment_is_counted_lost(hosts: Hosts) -> None:
+    reader = hosts.reader()
+    ingress = hosts.ingress()
+    raw = hosts.za.declare_publisher(
+        data_key(SESSION, CHANNEL),
+        congestion_control=zenoh.CongestionControl.BLOCK,
+        reliability=zenoh.Reliability.RELIABLE,
+    )
+    wait_for(lambda: raw.matching_status.matching, what="the ingress to match")
+    whole = RuntimeData.binary(bytes(range(256)) * (FRAGMENT_BYTES // 128)).encode()
+    frag = struct.Struct("<QQQ")
+    # Message 1: only its first piece arrives. Message 2: whole.
+    raw.put(whole[:FRAGMENT_BYTES], attachment=frag.pack(1, 0, len(whole)))
+    for offset in range(0, len(whole), FRAGMENT_BYTES):
+        raw.put(
+            whole[offset : offset + FRAGMENT_BYTES],
+            attachment=frag.pack(2, offset, len(whole)),
+        )
+    with reader.receive(timeout=5) as rd:
+        assert rd is not None and rd.as_bytes() == bytes(range(256)) * (FRAGMENT_BYTES // 128)
+    wait_for(lambda: ingress.lost == 1, what="the loss to be counted")
+    assert hosts.lost == [("ingress", CHANNEL, 1)] and ingress.delivered == 1
+    assert not reader.has_samples()
+    raw.undeclare()
 
 
 def test_credits_wait_for_their_subscriber_and_refused_messages_are_credited(

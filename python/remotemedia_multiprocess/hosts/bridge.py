@@ -98,6 +98,7 @@ from ..channel import (
     _DELIVERY,
     _DELIVERY_OFFSET,
     Channel,
+    Loan,
     Publisher,
     Subscriber,
     _delivery_gap,
@@ -112,6 +113,12 @@ __all__ = ["Egress", "Ingress"]
 
 _SEQ = struct.Struct("<Q")
 _CREDIT = struct.Struct("<Q")
+# A fragment's attachment: bridge sequence, offset in the message, message size.
+_FRAGMENT = struct.Struct("<QQQ")
+# Messages larger than this cross as fragments of this size, so that copying
+# one fragment overlaps the wire carrying the one before (measured at 16 MiB:
+# 24.5-37 ms of copies whole, 11-12 ms in 1 MiB fragments; no gain at 1 MiB).
+FRAGMENT_BYTES = 1 << 20
 
 # How long the egress's wait for a sample lasts before it looks at its stop
 # flag again: bounds close(), costs a few wake-ups a second when idle.
@@ -249,6 +256,9 @@ class Egress:
                 raw = sub.receive_raw(timeout=_RECEIVE_SLICE_S)
                 if raw is None:
                     continue
+                if len(raw.data) > FRAGMENT_BYTES:
+                    self._put_fragments(raw)
+                    continue
                 try:
                     self._check_delivery(raw.data)
                     payload = bytes(raw.data)
@@ -263,6 +273,25 @@ class Egress:
                 self._on_error(e)
         finally:
             self._release_ports()
+
+    def _put_fragments(self, raw: Any) -> None:
+        """Puts a large message as FRAGMENT_BYTES pieces (attachment
+        ``<QQQ``: sequence, offset, size); the sample is released after the
+        last piece is copied out."""
+        pub = self._pub
+        assert pub is not None
+        try:
+            data = raw.data
+            total = len(data)
+            self._check_delivery(data)
+            with self._cond:
+                self.sent += 1
+                seq = self.sent
+            for offset in range(0, total, FRAGMENT_BYTES):
+                piece = bytes(data[offset : offset + FRAGMENT_BYTES])
+                pub.put(piece, attachment=_FRAGMENT.pack(seq, offset, total))
+        finally:
+            raw.release()
 
     def _check_delivery(self, data: memoryview) -> None:
         if len(data) < _DELIVERY_OFFSET + _DELIVERY.size:
@@ -352,8 +381,11 @@ class Ingress:
         self._cond = threading.Condition(self._lock)
         # Messages waiting for a chunk (bridge sequence, bytes), oldest
         # first; served only by the thread.
-        self._queue: deque[tuple[int | None, bytes]] = deque()
+        self._queue: deque[tuple[int | None, bytes | bytearray]] = deque()
         self._handled_seq = 0  # the bridge sequence of the last message handled
+        # The message whose fragments are arriving: (sequence, size, bytes so
+        # far, where they go: a loan of the channel, or a buffer to queue).
+        self._partial: tuple[int, int, int, Loan | bytearray] | None = None
         self._credit_matched = False
         self._credit_put = 0  # the last sequence put on the credit key
         self._pub: Publisher | None = channel.publisher(max_payload=max_payload)
@@ -388,20 +420,110 @@ class Ingress:
         seq = None
         if attachment is not None:
             raw_seq = attachment.to_bytes()
+            if len(raw_seq) == _FRAGMENT.size:
+                self._on_fragment(*_FRAGMENT.unpack(raw_seq), sample.payload.to_bytes())
+                return
             if len(raw_seq) == _SEQ.size:
                 seq = _SEQ.unpack(raw_seq)[0]
-        data = sample.payload.to_bytes()
+        self._on_message(seq, sample.payload.to_bytes())
+
+    def _on_fragment(self, seq: int, offset: int, total: int, data: bytes) -> None:
+        """One piece of a large message: copied into place (a loan of the
+        channel when nothing is queued and a chunk is free, else a buffer);
+        the whole message is then handled as :meth:`_on_message` would."""
+        lost = 0
+        gap = 0
+        error: BaseException | None = None
+        done: tuple[int, Loan | bytearray] | None = None
+        with self._lock:
+            pub = self._pub
+            if self._stop or pub is None:
+                return
+            partial = self._partial
+            if offset == 0:
+                if partial is not None:  # its last pieces never came
+                    lost += 1
+                    self._drop_partial()
+                # Sequenced when it starts: a message whose first piece was
+                # lost is then the gap before the next one, counted once.
+                gap = self._sequence(seq)
+                target: Loan | bytearray
+                loan = None
+                if not self._queue and total <= pub.max_payload:
+                    try:
+                        loan = pub.try_loan(total)
+                    except (ValueError, ChannelError):
+                        loan = None
+                target = loan if loan is not None else bytearray(total)
+                partial = self._partial = (seq, total, 0, target)
+            elif partial is None or partial[0] != seq or partial[2] != offset:
+                # A piece out of place: its message is incomplete.
+                if partial is not None and partial[0] == seq:
+                    lost += 1
+                    self._drop_partial()
+                partial = None
+            if partial is not None:
+                _, size, got, target = partial
+                end = got + len(data)
+                if end > size:
+                    lost += 1
+                    self._drop_partial()
+                else:
+                    buffer = target.buffer if isinstance(target, Loan) else target
+                    buffer[got:end] = data
+                    self._partial = (seq, size, end, target) if end < size else None
+                    if end == size:
+                        done = (seq, target)
+        if lost:
+            with self._lock:
+                self.lost += lost
+        if (lost or gap) and self._on_lost is not None:
+            self._on_lost(self.channel_name, lost + gap)
+        if done is None:
+            return
+        done_seq, target = done
+        if isinstance(target, bytearray):
+            self._on_message(done_seq, target)
+            return
+        with self._lock:
+            try:
+                pub.send_filled_wire(target)
+            except (ValueError, ChannelError) as e:
+                error = e
+                self.rejected += 1
+            else:
+                self.delivered += 1
+            self._handled_seq = done_seq
+        if error is not None:
+            self._on_error(error)
+        self._put_credit()
+
+    def _drop_partial(self) -> None:
+        """Forgets the message being assembled (its loan goes back). Lock held."""
+        partial, self._partial = self._partial, None
+        if partial is not None and isinstance(partial[3], Loan):
+            partial[3].discard()
+
+    def _sequence(self, seq: int | None) -> int:
+        """Records ``seq`` as the last sequence seen; returns the gap before
+        it (messages lost on the wire). Lock held."""
+        if seq is None:
+            return 0
+        gap = 0
+        if seq > self._last_seq + 1 and seq != 1:
+            gap = seq - self._last_seq - 1
+            self.lost += gap
+        self._last_seq = seq
+        return gap
+
+    def _on_message(self, seq: int | None, data: bytes | bytearray) -> None:
         error: BaseException | None = None
         gap = 0
         with self._lock:
             pub = self._pub
             if self._stop or pub is None:
                 return
-            if seq is not None:
-                if seq > self._last_seq + 1 and seq != 1:
-                    gap = seq - self._last_seq - 1
-                    self.lost += gap
-                self._last_seq = seq
+            gap = self._sequence(seq)
             if self._queue:
                 self._queue.append((seq, data))  # behind what waits already: order
                 handled = False
@@ -522,6 +644,7 @@ class Ingress:
             else:
                 pub = None
             self._queue.clear()
+            self._drop_partial()
         _undeclare(credit_pub)
         if pub is not None:
             pub.close()
