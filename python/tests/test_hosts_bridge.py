@@ -275,7 +275,7 @@ def test_losses_are_counted_on_the_wire_and_upstream(hosts: Hosts) -> None:
 
 
 def test_large_messages_cross_in_fragments_in_place_or_queued(hosts: Hosts) -> None:
-    """Messages over FRAGMENT_BYTES cross as pieces: with the reader keeping
+    """Messages over FRAGMENT_THRESHOLD cross as pieces: with the reader keeping
     up they are copied straight into a loaned chunk; with the reader behind
     they are assembled and queue behind the others. Both arrive whole, in
     order, between small ones."""

@@ -15,6 +15,12 @@ Keys (``_zenoh.data_key`` / ``_zenoh.credit_key``):
 - ``rmp/<session>/ch/<channel>``: one sample per message. Payload: the whole
   wire message. Attachment: the bridge sequence, ``<Q`` (u64 little endian),
   1, 2, 3, ... per egress. Reliable, ``CongestionControl.BLOCK``.
+  A message over ``FRAGMENT_THRESHOLD`` (2 MiB) crosses as pieces of
+  ``FRAGMENT_BYTES`` (1 MiB) in order, each with attachment ``<QQQ``
+  (sequence, offset, message size), so copies overlap the wire. The ingress
+  copies the pieces into a loaned chunk (or, when messages are queued or no
+  chunk is free, a buffer that then queues as one message); a message whose
+  pieces do not all arrive in place is counted lost once and dropped.
 - ``rmp/<session>/ch/<channel>/credit``: payload ``<Q``, the bridge sequence
   of the last message the ingress has handled (published into its channel, or
   refused as invalid): everything up to it is off the wire. Reliable,
@@ -115,10 +121,12 @@ _SEQ = struct.Struct("<Q")
 _CREDIT = struct.Struct("<Q")
 # A fragment's attachment: bridge sequence, offset in the message, message size.
 _FRAGMENT = struct.Struct("<QQQ")
-# Messages larger than this cross as fragments of this size, so that copying
-# one fragment overlaps the wire carrying the one before (measured at 16 MiB:
-# 24.5-37 ms of copies whole, 11-12 ms in 1 MiB fragments; no gain at 1 MiB).
+# Messages larger than FRAGMENT_THRESHOLD cross as FRAGMENT_BYTES pieces, so
+# that copying one piece overlaps the wire carrying the one before (measured
+# at 16 MiB: 24.5-37 ms of copies whole, 11-12 ms in 1 MiB pieces; nothing
+# gained at 1 MiB, and a 1 MiB payload plus its header in two pieces lost).
 FRAGMENT_BYTES = 1 << 20
+FRAGMENT_THRESHOLD = 2 << 20
 
 # How long the egress's wait for a sample lasts before it looks at its stop
 # flag again: bounds close(), costs a few wake-ups a second when idle.
@@ -256,7 +264,7 @@ class Egress:
                 raw = sub.receive_raw(timeout=_RECEIVE_SLICE_S)
                 if raw is None:
                     continue
-                if len(raw.data) > FRAGMENT_BYTES:
+                if len(raw.data) > FRAGMENT_THRESHOLD:
                     self._put_fragments(raw)
                     continue
                 try:
@@ -275,7 +283,7 @@ class Egress:
             self._release_ports()
 
     def _put_fragments(self, raw: Any) -> None:
-        """Puts a large message as FRAGMENT_BYTES pieces (attachment
+        """Puts a message over FRAGMENT_THRESHOLD as FRAGMENT_BYTES pieces (attachment
         ``<QQQ``: sequence, offset, size); the sample is released after the
         last piece is copied out."""
         pub = self._pub
