@@ -4,7 +4,7 @@
  * real runtime: the message starts with a capital and says what failed.
  */
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
-import { executor, root, single } from "./support/sessions.ts";
+import { executor, root, settleWithin, single } from "./support/sessions.ts";
 import { type NodeProcessError, ProcessSpawnError } from "../errors.ts";
 import { ChannelContext } from "../data/channel/mod.ts";
 import { CHANNEL_DEFAULT_MAX_SUBSCRIBERS } from "../protocol/contracts.ts";
@@ -39,6 +39,7 @@ Deno.test("a raw sample with a corrupt header: a capitalised node error, and the
       { once: true },
     )
   );
+  let e: NodeProcessError;
   {
     await using ctx = await ChannelContext.create({
       isolation: session.isolation,
@@ -50,8 +51,14 @@ Deno.test("a raw sample with a corrupt header: a capitalised node error, and the
     using pub = ch.publisher({ maxPayloadBytes: 4096 });
     pub.loan(200).fill(0xab);
     pub.send();
+    // The port lives until the runner has read the sample: a reader
+    // connects to a new port only when it next receives, and what a port
+    // dropped before then queued for it is gone (docs/channel-protocol.md;
+    // this test hung so in a CI rehearsal).
+    const settled = await settleWithin(error, 20_000, "the node's error");
+    assert(settled.status === "fulfilled");
+    e = settled.value;
   }
-  const e = await error;
   assertEquals(e.nodeId, "n");
   assert(
     e.message.startsWith(
