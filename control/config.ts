@@ -822,7 +822,15 @@ export function resolveConfig(
   let filePy: Record<string, unknown> = {};
   for (const k of Object.keys(fileValues)) {
     if (k !== "multiprocess") {
-      throw err(fileSrc, keyPart(k), "unknown key (known: multiprocess)");
+      // Hosts and Python settings live under [multiprocess]: say where.
+      const hint = k === "hosts" || k === "python"
+        ? `; write [multiprocess.${k}${k === "hosts" ? ".<name>" : ""}]`
+        : "";
+      throw err(
+        fileSrc,
+        keyPart(k),
+        `unknown key (known: multiprocess)${hint}`,
+      );
     }
   }
   if (fileValues.multiprocess !== undefined) {

@@ -697,3 +697,14 @@ Deno.test("resolveConfig names the file it is given", () => {
     "/etc/rt/v",
   );
 });
+
+Deno.test("a top-level [hosts.<name>] table says to write [multiprocess.hosts.<name>]", () => {
+  assert.throws(
+    () =>
+      resolveConfig({ hosts: { gpu: { endpoint: "tcp/10.0.0.3:7447" } } }, {}),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      e.message.includes("unknown key (known: multiprocess)") &&
+      e.message.includes("write [multiprocess.hosts.<name>]"),
+  );
+});
