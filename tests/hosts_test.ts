@@ -12,6 +12,7 @@ import {
   executor,
   python,
   root,
+  settleWithin,
   waitUntil,
 } from "./support/sessions.ts";
 import { canMakeNetns, createNetwork, type Network } from "./support/netns.ts";
@@ -535,6 +536,63 @@ function linkPids(prefix: string): number[] {
   }
   return found;
 }
+
+Deno.test({
+  name:
+    "hosts: a remote node killed mid-stream under on-failure: sent = received + lost, the loss counted on its host",
+  ignore,
+  async fn() {
+    await using h = await hosts({ channelCapacity: 4 });
+    const pipeline = new Pipeline()
+      .addNode("supervised", "n", { delay_ms: 15 }, {
+        host: "edge",
+        restart: { policy: "on-failure", backoffMs: 10 },
+      })
+      .addInput("in", "n", "in")
+      .addOutput("out", "n", "out");
+    const session = await h.ex.createSession(pipeline, {
+      ...modules,
+      modules: ["supervision_nodes"],
+    });
+    session.addEventListener("restarted", () => {});
+    const lost: { nodeId?: string; channel: string; count: number }[] = [];
+    session.addEventListener(
+      "lost",
+      (e) => lost.push((e as CustomEvent<typeof lost[0]>).detail),
+    );
+    await session.initialize();
+    const TOTAL = 80;
+    let received = 0;
+    const reader = (async () => {
+      for await (
+        const sample of session.receive("out", { timeoutMs: 20_000 })
+      ) {
+        received++;
+        if (Number(textOf(sample.data).slice(2)) === TOTAL - 1) return;
+      }
+    })();
+    const n = () => session.status()[0];
+    for (let i = 0; i < TOTAL; i++) {
+      await session.send("in", text(`m:${i}`));
+      if (i === 30) {
+        Deno.kill(n().pid!, "SIGKILL");
+        assert(
+          await waitUntil(
+            () => n().restarts === 1 && n().state === "ready",
+            20_000,
+          ),
+          `not restarted: ${JSON.stringify(session.status())}`,
+        );
+      }
+    }
+    await (await settleWithin(reader, 30_000, "the reader")).status;
+    const reported = lost.reduce((sum, e) => sum + e.count, 0);
+    assert(reported > 0, "the kill lost the messages in flight");
+    assertEquals(received + reported, TOTAL, `lost ${JSON.stringify(lost)}`);
+    assertEquals((await session.stats()).lost, reported);
+    await session.close();
+  },
+});
 
 Deno.test({
   name:
