@@ -36,3 +36,14 @@ Deno.test("examples/python_client/main.py (deno task example:progress) runs", as
   assert(out.includes("reply: 'hello from Python over shared memory'"), out);
   assert(out.includes("loaded 5/5 shards"), out);
 });
+
+Deno.test("examples/two_hosts/main.ts (deno task demo:hosts) runs", async () => {
+  const out = await run(Deno.execPath(), [
+    "run",
+    "-A",
+    "examples/two_hosts/main.ts",
+  ]);
+  assert(out.includes("tts streamed: hello | from | the | other | host"), out);
+  assert(out.includes("node asr: host gpu"), out);
+  assert(/asr +loading +100% loaded 4\/4 shards/.test(out), out);
+});
