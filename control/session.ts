@@ -47,7 +47,7 @@ import {
 import type { RuntimeData } from "../data/runtime_data/mod.ts";
 import { type ForkServer, LogSink } from "./fork_server.ts";
 import { nodeBaseEnv } from "./_node_env.ts";
-import { type HostPlan, planHosts } from "./_hosts.ts";
+import { type HostPlan, planHosts, remoteHost } from "./_hosts.ts";
 import { HostLink } from "./host_link.ts";
 
 /** The state of one node. */
@@ -563,20 +563,15 @@ export class Session extends EventTarget implements AsyncDisposable {
     if (signal) this.#closeOnAbort(signal);
   }
 
-  /** True when node `id` is placed on another host. */
-  #isRemote(id: string): boolean {
-    for (const ids of this.#hostPlan.nodes.values()) {
-      if (ids.includes(id)) return true;
-    }
-    return false;
-  }
-
   /** The host node `id` is placed on (undefined: this one). */
   #hostOf(id: string): string | undefined {
-    for (const [host, ids] of this.#hostPlan.nodes) {
-      if (ids.includes(id)) return host;
-    }
-    return undefined;
+    const node = this.#nodes.get(id);
+    return node && remoteHost(node.def);
+  }
+
+  /** True when node `id` is placed on another host. */
+  #isRemote(id: string): boolean {
+    return this.#hostOf(id) !== undefined;
   }
 
   /** Starts the link to the remote hosts; resolves once their nodes are spawned. */
@@ -1196,13 +1191,14 @@ export class Session extends EventTarget implements AsyncDisposable {
     this.#progress(node, "starting", false);
     this.#heartbeat ??= setInterval(() => this.#beat(), HEARTBEAT_MS / 2);
     try {
-      const specPath = writeRunnerSpec(this.#specContext!, node.id, attempt);
+      // A remote node's agent writes its spec there.
       if (this.#isRemote(node.id)) {
         await this.#hostLink!.respawn(node.id, attempt);
         if (this.#failure || this.#closing) return;
         this.#watch(node, this.#remote(node.id));
         return this.#armRestartInitTimer(node);
       }
+      const specPath = writeRunnerSpec(this.#specContext!, node.id, attempt);
       const server = this.#forkable(node.id)
         ? await this.#forkServer?.()
         : undefined;
@@ -1443,7 +1439,7 @@ export class Session extends EventTarget implements AsyncDisposable {
       type: n.type,
       state: n.state,
       pid: n.pid,
-      ...(this.#hostOf(n.id) ? { host: this.#hostOf(n.id) } : {}),
+      ...(remoteHost(n.def) ? { host: remoteHost(n.def) } : {}),
       progress: { fraction: n.fraction, message: n.message },
       exit: n.process?.exit,
       restarts: n.restarts,
@@ -1495,8 +1491,8 @@ export class Session extends EventTarget implements AsyncDisposable {
     ).map((n) => ({
       nodeId: n.id,
       pid: n.pid!,
-      ...(this.#hostOf(n.id) ? { host: this.#hostOf(n.id) } : {}),
-      rssBytes: n.process?.exit || this.#isRemote(n.id)
+      ...(remoteHost(n.def) ? { host: remoteHost(n.def) } : {}),
+      rssBytes: n.process?.exit || remoteHost(n.def)
         ? undefined
         : residentBytes(n.pid!),
       state: n.state,
