@@ -16,7 +16,8 @@ import { HostLinkError, HostLostError, ProcessSpawnError } from "../errors.ts";
 import type { RunnerSpec } from "../protocol/contracts.ts";
 import type { HostConfig } from "./config.ts";
 import type { HostPlan } from "./_hosts.ts";
-import type { ProcessHandle } from "./node_process.ts";
+import { pumpLines } from "./_lines.ts";
+import { MAX_LOG_LINE_BYTES, type ProcessHandle } from "./node_process.ts";
 
 /** What the link reports besides processes. */
 export interface HostLinkHandlers {
@@ -89,6 +90,7 @@ interface LinkEvent {
   pid?: number;
   stream?: "stdout" | "stderr";
   line?: string;
+  continued?: boolean;
   code?: number | null;
   signal?: string | null;
   channel?: string;
@@ -99,6 +101,12 @@ interface LinkEvent {
 }
 
 const encoder = new TextEncoder();
+/**
+ * Bound on one event line: a relayed log line is at most
+ * MAX_LOG_LINE_BYTES (the agent cuts longer ones), and JSON escaping can
+ * make it up to six times longer.
+ */
+const MAX_EVENT_LINE_BYTES = 8 * MAX_LOG_LINE_BYTES;
 /** Bound on the link's own exit after `close` (it bounds its agents' answers at 8 s). */
 const CLOSE_TIMEOUT_MS = 12_000;
 
@@ -124,10 +132,11 @@ class RemoteProcess {
     this.stderr = new ReadableStream({ start: (c) => void (this.#err = c) });
   }
 
-  line(stream: "stdout" | "stderr", line: string): void {
+  /** A relayed line; a `continued` one (a part of a longer line) has no newline. */
+  line(stream: "stdout" | "stderr", line: string, continued: boolean): void {
     if (this.done) return;
     (stream === "stdout" ? this.#out : this.#err).enqueue(
-      encoder.encode(`${line}\n`),
+      encoder.encode(continued ? line : `${line}\n`),
     );
   }
 
@@ -168,11 +177,15 @@ export class HostLink {
     this.#options = options;
     this.#writer = child.stdin.getWriter();
     const reading = Promise.all([
-      this.#read(child.stdout, (line) => this.#onEvent(line)),
-      this.#read(child.stderr, (line) => {
+      // An event is one JSON line; a longer line than any event is not one.
+      pumpLines(child.stdout, (line, continued) => {
+        if (continued) options.handlers.onLinkLog(line);
+        else if (line) this.#onEvent(line);
+      }, MAX_EVENT_LINE_BYTES),
+      pumpLines(child.stderr, (line) => {
         this.#stderrTail = [...this.#stderrTail, line].slice(-20);
         options.handlers.onLinkLog(line);
-      }),
+      }, MAX_LOG_LINE_BYTES),
     ]);
     this.#exited = child.status.then(async (status) => {
       await reading;
@@ -286,26 +299,6 @@ export class HostLink {
     } catch { /* the link is gone: its exit is reported */ }
   }
 
-  async #read(
-    stream: ReadableStream<Uint8Array>,
-    onLine: (line: string) => void,
-  ): Promise<void> {
-    let pending = "";
-    const decoder = new TextDecoder();
-    try {
-      for await (const chunk of stream) {
-        pending += decoder.decode(chunk, { stream: true });
-        let i: number;
-        while ((i = pending.indexOf("\n")) >= 0) {
-          const line = pending.slice(0, i);
-          pending = pending.slice(i + 1);
-          if (line) onLine(line);
-        }
-      }
-    } catch { /* the pipe broke: the exit says why */ }
-    if (pending) onLine(pending);
-  }
-
   #onEvent(line: string): void {
     let e: LinkEvent;
     try {
@@ -325,7 +318,11 @@ export class HostLink {
         break;
       }
       case "log":
-        this.#procs.get(e.node!)?.line(e.stream ?? "stderr", e.line ?? "");
+        this.#procs.get(e.node!)?.line(
+          e.stream ?? "stderr",
+          e.line ?? "",
+          e.continued === true,
+        );
         break;
       case "exit":
         this.#procs.get(e.node!)?.exit(e.code ?? null, e.signal ?? null);

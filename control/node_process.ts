@@ -7,6 +7,7 @@
  * @module
  */
 import { missingPermission, ProcessSpawnError } from "../errors.ts";
+import { pumpLines } from "./_lines.ts";
 
 /** Options of {@linkcode spawnNodeProcess}. */
 export interface NodeProcessOptions {
@@ -45,64 +46,6 @@ export interface NodeExit {
  * huge line neither stalls the node nor grows this process.
  */
 export const MAX_LOG_LINE_BYTES = 64 * 1024;
-
-const NEWLINE = 0x0a;
-
-/**
- * Splits a byte stream into lines in linear time with bounded memory: at most
- * `maxLineBytes` are held for an unfinished line.
- */
-async function pumpLines(
-  stream: ReadableStream<Uint8Array>,
-  onLine: (line: string, continued: boolean) => void,
-  maxLineBytes = MAX_LOG_LINE_BYTES,
-): Promise<void> {
-  const decoder = new TextDecoder();
-  let parts: Uint8Array[] = [];
-  let held = 0;
-  const flush = (continued: boolean) => {
-    let bytes: Uint8Array;
-    if (parts.length === 1) bytes = parts[0];
-    else {
-      bytes = new Uint8Array(held);
-      let at = 0;
-      for (const p of parts) {
-        bytes.set(p, at);
-        at += p.length;
-      }
-    }
-    parts = [];
-    held = 0;
-    let line = decoder.decode(bytes, { stream: continued });
-    if (!continued && line.endsWith("\r")) line = line.slice(0, -1);
-    onLine(line, continued);
-  };
-  try {
-    for await (const chunk of stream) {
-      let start = 0;
-      while (start < chunk.length) {
-        const newline = chunk.indexOf(NEWLINE, start);
-        const end = newline < 0 ? chunk.length : newline;
-        while (held + (end - start) > maxLineBytes) {
-          const take = maxLineBytes - held;
-          parts.push(chunk.subarray(start, start + take));
-          held += take;
-          start += take;
-          flush(true);
-        }
-        if (end > start) {
-          // Copy: a chunk's buffer may be reused by the stream.
-          parts.push(chunk.slice(start, end));
-          held += end - start;
-        }
-        if (newline < 0) break;
-        flush(false);
-        start = newline + 1;
-      }
-    }
-  } catch { /* the process is gone */ }
-  if (held > 0) flush(false);
-}
 
 /**
  * What a node process is made of, however it was started (spawned by this
@@ -164,8 +107,16 @@ export class NodeProcess {
     this.nodeId = nodeId;
     this.pid = child.pid;
     this.#child = child;
-    const out = pumpLines(child.stdout, (l, c) => onLine?.("stdout", l, c));
-    const err = pumpLines(child.stderr, (l, c) => onLine?.("stderr", l, c));
+    const out = pumpLines(
+      child.stdout,
+      (l, c) => onLine?.("stdout", l, c),
+      MAX_LOG_LINE_BYTES,
+    );
+    const err = pumpLines(
+      child.stderr,
+      (l, c) => onLine?.("stderr", l, c),
+      MAX_LOG_LINE_BYTES,
+    );
     this.exited = child.status.then(async (status) => {
       await Promise.all([out, err]);
       this.#exit = { code: status.code, signal: status.signal };

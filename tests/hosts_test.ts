@@ -18,6 +18,7 @@ import {
 import { canMakeNetns, createNetwork, type Network } from "./support/netns.ts";
 import {
   binary,
+  type LogEvent,
   type MultiprocessExecutor,
   Pipeline,
   type RuntimeData,
@@ -26,6 +27,7 @@ import {
 } from "../mod.ts";
 import type { AddNodeOptions } from "../pipeline/schema.ts";
 import { sweepStaleIsolations } from "../data/isolation.ts";
+import { MAX_LOG_LINE_BYTES } from "../control/node_process.ts";
 import {
   BackpressureTimeoutError,
   HostLostError,
@@ -590,6 +592,43 @@ Deno.test({
     assert(reported > 0, "the kill lost the messages in flight");
     assertEquals(received + reported, TOTAL, `lost ${JSON.stringify(lost)}`);
     assertEquals((await session.stats()).lost, reported);
+    await session.close();
+  },
+});
+
+Deno.test({
+  name:
+    "hosts: a remote node's long log line arrives in bounded parts, as a local one's",
+  ignore,
+  async fn() {
+    await using h = await hosts();
+    const pipeline = new Pipeline()
+      .addNode("line_printer", "n", {}, { host: "edge" })
+      .addInput("in", "n", "in")
+      .addOutput("out", "n", "out");
+    const session = await h.ex.createSession(pipeline, {
+      ...modules,
+      modules: ["exec_nodes"],
+    });
+    const events: LogEvent[] = [];
+    session.addEventListener("log", (e) => {
+      const detail = (e as CustomEvent<LogEvent>).detail;
+      if (detail.stream === "stdout") events.push(detail);
+    });
+    await session.initialize();
+    const n = 4 * 1024 * 1024 + 5;
+    await session.send("in", text(String(n)));
+    const outputs = session.receive("out");
+    assertEquals(textOf((await outputs.next()).value!.data), String(n));
+    await outputs.return(undefined);
+    const total = () => events.reduce((sum, e) => sum + e.line.length, 0);
+    assert(await waitUntil(() => total() >= n, 10_000), `got ${total()}`);
+    assertEquals(total(), n);
+    assert(events.every((e) => e.line.length <= MAX_LOG_LINE_BYTES));
+    assertEquals(events.length, Math.ceil(n / MAX_LOG_LINE_BYTES));
+    assert(events.slice(0, -1).every((e) => e.continued));
+    assert(!events.at(-1)!.continued);
+    assert(events[1].line.startsWith("6789"), events[1].line.slice(0, 10));
     await session.close();
   },
 });

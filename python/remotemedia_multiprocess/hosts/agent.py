@@ -50,6 +50,9 @@ _STOP_GRACE_SECS = 2.0
 """How long stopping nodes waits for them to exit by themselves."""
 _ORPHAN_SECS = 10.0
 """A session whose link token was never seen this long after start is stopped."""
+_MAX_LOG_LINE_BYTES = 64 * 1024
+"""A runner's log line crosses in parts of at most this (MAX_LOG_LINE_BYTES
+in control/node_process.ts)."""
 
 
 def _signal_name(code: int) -> str | None:
@@ -246,9 +249,21 @@ class RemoteSession:
         return proc.pid
 
     def _pump(self, runner: _Runner, stream: Any, name: str) -> None:
-        for raw in iter(stream.readline, b""):
+        # At most MAX_LOG_LINE_BYTES per message, as the executor reads a
+        # local node's pipes: a longer line goes in parts marked continued.
+        # (A part may end inside a UTF-8 character: it is replaced.)
+        for raw in iter(lambda: stream.readline(_MAX_LOG_LINE_BYTES), b""):
+            continued = not raw.endswith(b"\n")
             line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.up({"kind": "log", "node": runner.node_id, "stream": name, "line": line})
+            self.up(
+                {
+                    "kind": "log",
+                    "node": runner.node_id,
+                    "stream": name,
+                    "line": line,
+                    "continued": continued,
+                }
+            )
 
     def _wait(self, runner: _Runner, pumps: list[threading.Thread]) -> None:
         code = runner.proc.wait()

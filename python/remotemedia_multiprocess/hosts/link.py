@@ -111,7 +111,13 @@ class Link:
             self._drop_conn(node)
         elif kind == "log":
             self.emit(
-                {"type": "log", "node": node, "stream": m.get("stream"), "line": m.get("line")}
+                {
+                    "type": "log",
+                    "node": node,
+                    "stream": m.get("stream"),
+                    "line": m.get("line"),
+                    "continued": bool(m.get("continued")),
+                }
             )
         elif kind == "exit":
             self._drop_conn(node)
