@@ -537,12 +537,7 @@ function checkValue(
         if (value.includes("\0")) {
           throw err(src, k, "must not contain a NUL character");
         }
-        Object.defineProperty(out, name, {
-          value,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
+        setOwn(out, name, value);
       }
       return out;
     }
@@ -600,12 +595,7 @@ function checkValue(
         ) {
           throw err(src, k, "gives both `venv` and `executable`: give one");
         }
-        Object.defineProperty(out, name, {
-          value: one,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
+        setOwn(out, name, one);
       }
       return out;
     }
@@ -709,12 +699,7 @@ function checkValue(
             }\` but its endpoint ${one.endpoint} is plain TCP: use a tls/ or quic/ endpoint, or drop the TLS keys`,
           );
         }
-        Object.defineProperty(out, name, {
-          value: one,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
+        setOwn(out, name, one);
       }
       return out;
     }
@@ -939,14 +924,22 @@ function resolveHosts(
     if (h.tlsRootCa !== undefined) one.tlsRootCa = h.tlsRootCa;
     if (h.tlsCert !== undefined) one.tlsCert = h.tlsCert;
     if (h.tlsKey !== undefined) one.tlsKey = h.tlsKey;
-    Object.defineProperty(out, name, {
-      value: one,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
+    setOwn(out, name, one);
   }
   return out;
+}
+
+/**
+ * Sets `out[name]` as an own property even for a name such as `__proto__`
+ * (an environment, variable or host name comes from the user's file).
+ */
+function setOwn<T>(out: Record<string, T>, name: string, value: T): void {
+  Object.defineProperty(out, name, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
 }
 
 function resolveEnvs(
@@ -954,14 +947,9 @@ function resolveEnvs(
 ): Record<string, PythonEnvConfig> {
   const out: Record<string, PythonEnvConfig> = {};
   for (const [name, e] of Object.entries(envs)) {
-    Object.defineProperty(out, name, {
-      value: {
-        executable: e.executable ?? join(e.venvPath!, "bin", "python"),
-        venvPath: e.venvPath,
-      },
-      enumerable: true,
-      writable: true,
-      configurable: true,
+    setOwn(out, name, {
+      executable: e.executable ?? join(e.venvPath!, "bin", "python"),
+      venvPath: e.venvPath,
     });
   }
   return out;
