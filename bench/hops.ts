@@ -22,6 +22,37 @@ export const RAW_WARMUP = 50;
 /** Waits of the benchmarks (a lost message fails, never hangs). */
 export const TIMEOUT = { timeoutMs: 30_000 };
 
+/** The value after `name` in `args` (`--sizes 64,1024`), if given. */
+export function flagValue(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+/**
+ * Measured messages per size of a paced hop bench (`bench:hops`,
+ * `bench:hosts` and its probes): `--iterations N` when given, else 20 with
+ * `--quick`, 100 at 16 MiB and more, 200 below.
+ */
+export function pacedIterations(
+  args: string[],
+): (size: number) => number {
+  const given = flagValue(args, "--iterations");
+  const quick = args.includes("--quick");
+  return (size) =>
+    given !== undefined
+      ? Number(given)
+      : quick
+      ? 20
+      : size >= 16 << 20
+      ? 100
+      : 200;
+}
+
+/** Unmeasured messages first, per size, of a paced hop bench (chunk growth, page faults). */
+export function pacedWarmup(args: string[]): number {
+  return args.includes("--quick") ? 5 : 20;
+}
+
 /** The `p`-th percentile of `xs`. */
 export function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);

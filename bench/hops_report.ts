@@ -34,6 +34,8 @@ import { HEADER_LENGTH } from "../data/runtime_data/mod.ts";
 import { monotonicNs } from "../data/native.ts";
 import { bounded } from "./bounded.ts";
 import {
+  pacedIterations,
+  pacedWarmup,
   pct,
   peer,
   python,
@@ -65,17 +67,9 @@ const sizes = sizesArg >= 0
   ? args[sizesArg + 1].split(",").map(Number)
   : [64, 64 << 10, 1 << 20, 16 << 20, 64 << 20];
 /** Measured messages per size. */
-const itersArg = args.indexOf("--iterations");
-const iterations = (size: number): number =>
-  itersArg >= 0
-    ? Number(args[itersArg + 1])
-    : quick
-    ? 20
-    : size >= 16 << 20
-    ? 100
-    : 200;
+const iterations = pacedIterations(args);
 /** Unmeasured messages first (chunk growth, page faults). */
-const WARMUP = quick ? 5 : 20;
+const WARMUP = pacedWarmup(args);
 
 /** One `--json` row. */
 interface Row {

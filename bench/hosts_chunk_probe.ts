@@ -23,17 +23,13 @@
  *
  * @module
  */
-import { pct } from "./hops.ts";
+import { flagValue, pacedIterations, pacedWarmup, pct } from "./hops.ts";
 import { ensureZenoh } from "./zenoh/venv.ts";
 import { createNetwork } from "../tests/support/netns.ts";
 
 const args = Deno.args;
 const json = args.includes("--json");
-const quick = args.includes("--quick");
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
+const flag = (name: string): string | undefined => flagValue(args, name);
 const gapMs = Number(flag("--gap-ms") ?? 1);
 const sizes = flag("--sizes")?.split(",").map(Number) ??
   [1 << 20, 16 << 20];
@@ -48,16 +44,8 @@ args.forEach((a, i) => {
   const [k, ...v] = args[i + 1].split("=");
   env[k] = v.join("=");
 });
-const itersFlag = flag("--iterations");
-const iterations = (size: number): number =>
-  itersFlag !== undefined
-    ? Number(itersFlag)
-    : quick
-    ? 20
-    : size >= 16 << 20
-    ? 100
-    : 200;
-const WARMUP = quick ? 5 : 20;
+const iterations = pacedIterations(args);
+const WARMUP = pacedWarmup(args);
 const PORT = 7450;
 const root = new URL("../", import.meta.url).pathname;
 const modes = [

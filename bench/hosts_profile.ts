@@ -40,18 +40,14 @@
  *
  * @module
  */
-import { pct } from "./hops.ts";
+import { flagValue, pacedIterations, pacedWarmup, pct } from "./hops.ts";
 import { createNetwork, type Network } from "../tests/support/netns.ts";
 import { openHostsSession } from "./hosts_session.ts";
 
 const args = Deno.args;
 const json = args.includes("--json");
 const harness = args.includes("--harness");
-const quick = args.includes("--quick");
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
+const flag = (name: string): string | undefined => flagValue(args, name);
 /** `--variant defer_credit`: the harness's experiment (see bridge_profile.py). */
 const variant = flag("--variant");
 if (variant !== undefined && (!harness || variant !== "defer_credit")) {
@@ -60,16 +56,8 @@ if (variant !== undefined && (!harness || variant !== "defer_credit")) {
 const gapMs = Number(flag("--gap-ms") ?? 1);
 const sizes = flag("--sizes")?.split(",").map(Number) ??
   [1 << 10, 64 << 10, 1 << 20, 16 << 20];
-const itersFlag = flag("--iterations");
-const iterations = (size: number): number =>
-  itersFlag !== undefined
-    ? Number(itersFlag)
-    : quick
-    ? 20
-    : size >= 16 << 20
-    ? 100
-    : 200;
-const WARMUP = quick ? 5 : 20;
+const iterations = pacedIterations(args);
+const WARMUP = pacedWarmup(args);
 /** As the bench session (`channelCapacity: 2`). */
 const CAPACITY = 2;
 const PORT = 7449;

@@ -38,7 +38,7 @@
  *
  * @module
  */
-import { pct } from "./hops.ts";
+import { flagValue, pacedIterations, pacedWarmup, pct } from "./hops.ts";
 import { ensureZenoh } from "./zenoh/venv.ts";
 import { createNetwork, type Network } from "../tests/support/netns.ts";
 import { type HostsSession, openHostsSession } from "./hosts_session.ts";
@@ -46,10 +46,7 @@ import { type HostsSession, openHostsSession } from "./hosts_session.ts";
 const args = Deno.args;
 const json = args.includes("--json");
 const quick = args.includes("--quick");
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
+const flag = (name: string): string | undefined => flagValue(args, name);
 /** Pause between two paced messages (after the acknowledgement). */
 const gapMs = Number(flag("--gap-ms") ?? 1);
 if (!(gapMs >= 0)) throw new RangeError("--gap-ms needs a number >= 0");
@@ -74,18 +71,10 @@ const sizes = flag("--sizes")?.split(",").map(Number) ??
 if (sizes.some((s) => !Number.isInteger(s) || s < 1)) {
   throw new RangeError("--sizes needs positive integers");
 }
-const itersFlag = flag("--iterations");
 /** Measured messages per size. */
-const iterations = (size: number): number =>
-  itersFlag !== undefined
-    ? Number(itersFlag)
-    : quick
-    ? 20
-    : size >= 16 << 20
-    ? 100
-    : 200;
+const iterations = pacedIterations(args);
 /** Unmeasured messages first, per size and round (as in bench:hops). */
-const WARMUP = quick ? 5 : 20;
+const WARMUP = pacedWarmup(args);
 /** Interleaved rounds of `zenoh_netns` and `session_hosts`. */
 const rounds = Number(flag("--rounds") ?? 2);
 if (!Number.isInteger(rounds) || rounds < 1) {
