@@ -105,6 +105,17 @@ class Hosts:
         self.bridges.append(ing)
         return ing
 
+    def raw_publisher(self) -> zenoh.Publisher:
+        """A third publisher on the data key (as an egress would put), once
+        the ingress matches it: tests inject samples with it."""
+        raw = self.za.declare_publisher(
+            data_key(SESSION, CHANNEL),
+            congestion_control=zenoh.CongestionControl.BLOCK,
+            reliability=zenoh.Reliability.RELIABLE,
+        )
+        wait_for(lambda: raw.matching_status.matching, what="the ingress to match")
+        return raw
+
     def bridge(self) -> tuple[Egress, Ingress]:
         """The ingress first (the egress takes nothing until it is there)."""
         ing = self.ingress()
@@ -245,12 +256,7 @@ def test_losses_are_counted_on_the_wire_and_upstream(hosts: Hosts) -> None:
     reader = hosts.reader()
     ingress = hosts.ingress()
     # A third publisher on the data key, skipping bridge sequence 3.
-    raw = hosts.za.declare_publisher(
-        data_key(SESSION, CHANNEL),
-        congestion_control=zenoh.CongestionControl.BLOCK,
-        reliability=zenoh.Reliability.RELIABLE,
-    )
-    wait_for(lambda: raw.matching_status.matching, what="the ingress to match")
+    raw = hosts.raw_publisher()
     for seq in (1, 2, 4):
         raw.put(RuntimeData.text(f"w{seq}").encode(), attachment=seq.to_bytes(8, "little"))
     for want in ("w1", "w2", "w4"):
@@ -317,12 +323,7 @@ def test_large_messages_cross_in_fragments_in_place_or_queued(hosts: Hosts) -> N
 def test_a_message_missing_a_fragment_is_counted_lost(hosts: Hosts) -> None:
     reader = hosts.reader()
     ingress = hosts.ingress()
-    raw = hosts.za.declare_publisher(
-        data_key(SESSION, CHANNEL),
-        congestion_control=zenoh.CongestionControl.BLOCK,
-        reliability=zenoh.Reliability.RELIABLE,
-    )
-    wait_for(lambda: raw.matching_status.matching, what="the ingress to match")
+    raw = hosts.raw_publisher()
     whole = RuntimeData.binary(bytes(range(256)) * (FRAGMENT_BYTES // 128)).encode()
     frag = struct.Struct("<QQQ")
     # Message 1: only its first piece arrives. Message 2: whole.
@@ -349,8 +350,7 @@ def test_credits_wait_for_their_subscriber_and_refused_messages_are_credited(
     not shrink."""
     reader = hosts.reader()
     ingress = hosts.ingress()
-    raw = hosts.za.declare_publisher(data_key(SESSION, CHANNEL))
-    wait_for(lambda: raw.matching_status.matching, what="the ingress to match")
+    raw = hosts.raw_publisher()
     raw.put(b"short", attachment=(1).to_bytes(8, "little"))
     raw.put(RuntimeData.text("ok").encode(), attachment=(2).to_bytes(8, "little"))
     with reader.receive(timeout=5) as rd:
