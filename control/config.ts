@@ -26,7 +26,6 @@ import {
   PIPELINE_NAME_PATTERN,
 } from "../protocol/contracts.ts";
 import { describe as describeValue } from "../pipeline/_shape.ts";
-import { LOCAL_HOST } from "./_hosts.ts";
 
 /** The Python side of the configuration (`[multiprocess.python]`). */
 export interface PythonConfig {
@@ -400,6 +399,8 @@ const HOST_FIELDS: Field[] = [
   { toml: "tls_key", ts: "tlsKey", kind: { type: "path" } },
 ];
 
+/** The host name that means this host. */
+const LOCAL_HOST = "local";
 const HOST_NAME = new RegExp(`^(?:${PIPELINE_NAME_PATTERN})$`);
 /** `<scheme>/<address>:<port>`; an IPv6 address is in brackets. */
 const LOCATOR = /^([A-Za-z0-9]+)\/(\[[0-9A-Fa-f:.]+\]|[^\s/\[\]?#:]+):(\d+)$/;
